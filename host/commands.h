@@ -1,0 +1,23 @@
+// The `loom` subcommands. Each returns the process exit status:
+//   0 ok, 1 runtime failure, 2 rejected config or bad usage, 130 interrupted (checkpoint written).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace loom::host {
+
+struct RunOptions {
+  std::filesystem::path config;
+  std::vector<std::string> overrides;
+  std::filesystem::path resume;  ///< a run directory to continue; empty for a new run
+  bool verbose = false;
+};
+
+int run_command(const RunOptions& options);
+int check_command(const std::filesystem::path& config, const std::vector<std::string>& overrides);
+int plugins_command(const std::string& name, bool json);
+
+}  // namespace loom::host

@@ -1,0 +1,103 @@
+#include "loader.h"
+
+#include <ATen/ATen.h>
+
+namespace loom::host {
+
+std::vector<int64_t> micro_batch_sizes(int64_t n, int64_t b) {
+  std::vector<int64_t> sizes;
+  for (int64_t start = 0; start < n; start += b) sizes.push_back(std::min(b, n - start));
+  return sizes;
+}
+
+Loader::Loader(const Dataset& dataset, const at::Tensor& labels, const View& view, at::Tensor order, int64_t first_batch,
+               LoaderOptions options)
+    : dataset_(dataset), labels_(labels), view_(view), order_(std::move(order)), options_(std::move(options)) {
+  const int64_t n = order_.size(0);
+  num_batches_ = (n + options_.batch_size - 1) / options_.batch_size;
+  next_make_ = next_take_ = std::min(first_batch, num_batches_);
+  if (options_.prefetch > 0) thread_ = std::thread([this] { produce(); });
+}
+
+Loader::~Loader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Batch Loader::make(int64_t index) const {
+  const int64_t start = index * options_.batch_size;
+  const int64_t size = std::min(options_.batch_size, order_.size(0) - start);
+  const at::Tensor positions = order_.narrow(0, start, size);
+  const at::Tensor indices = view_.indices.index_select(0, positions);
+  Batch b;
+  b.index = index;
+  b.size = size;
+  b.x = dataset_.load(indices);
+  if (options_.augment) {
+    at::Generator gen = options_.augment_generator(index);
+    b.x = dataset_.augment(b.x, gen);
+  }
+  b.y = view_.targets.defined() ? view_.targets.index_select(0, positions) : labels_.index_select(0, indices);
+  if (view_.weights.defined()) b.w = view_.weights.index_select(0, positions).to(at::kFloat);
+  if (options_.device.is_cuda()) {
+    b.x = b.x.pin_memory().to(options_.device, /*non_blocking=*/true);
+    b.y = b.y.pin_memory().to(options_.device, true);
+    if (b.w.defined()) b.w = b.w.pin_memory().to(options_.device, true);
+  } else if (options_.device != c10::Device(c10::kCPU)) {
+    b.x = b.x.to(options_.device);
+    b.y = b.y.to(options_.device);
+    if (b.w.defined()) b.w = b.w.to(options_.device);
+  }
+  return b;
+}
+
+void Loader::produce() {
+  try {
+    for (;;) {
+      int64_t index;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || static_cast<int64_t>(queue_.size()) < options_.prefetch; });
+        if (stop_ || next_make_ >= num_batches_) break;
+        index = next_make_++;
+      }
+      Batch b = make(index);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        queue_.push_back(std::move(b));
+      }
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::current_exception();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::optional<Batch> Loader::next() {
+  if (next_take_ >= num_batches_) return std::nullopt;
+  if (options_.prefetch == 0) return make(next_take_++);
+  std::unique_lock<std::mutex> lock(mutex_);
+  cv_.wait(lock, [&] { return !queue_.empty() || done_; });
+  if (queue_.empty()) {
+    if (error_) std::rethrow_exception(error_);
+    return std::nullopt;
+  }
+  Batch b = std::move(queue_.front());
+  queue_.pop_front();
+  ++next_take_;
+  lock.unlock();
+  cv_.notify_all();
+  return b;
+}
+
+}  // namespace loom::host

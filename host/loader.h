@@ -1,0 +1,70 @@
+// The training/eval loader: batches of a View, gathered batch-wise through Dataset::load (a cache makes
+// that an index_select), augmented after the cache, prepared ahead on a background thread into a bounded
+// queue, pinned and copied asynchronously when the device is CUDA.
+#pragma once
+
+#include <loom/dataset.h>
+#include <loom/self_training.h>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+namespace loom::host {
+
+struct Batch {
+  int64_t index = 0;     ///< micro-batch index within the epoch
+  int64_t size = 0;
+  at::Tensor x, y, w;    ///< inputs; targets (int64 [B] or float [B,C]); weights (float [B] or undefined)
+};
+
+struct LoaderOptions {
+  int64_t batch_size = 128;
+  int64_t prefetch = 2;          ///< 0: load on the caller's thread
+  bool augment = false;
+  c10::Device device = c10::kCPU;
+  /// Generator for the augmentation of micro-batch i: derived per batch, so prefetching ahead or resuming
+  /// mid-epoch never changes which random numbers a batch gets.
+  std::function<at::Generator(int64_t)> augment_generator;
+};
+
+class Loader {
+ public:
+  /// Serves micro-batches `first_batch`, … of `order` (positions into view.indices).
+  Loader(const Dataset& dataset, const at::Tensor& labels, const View& view, at::Tensor order, int64_t first_batch,
+         LoaderOptions options);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  /// The next micro-batch, or nullopt at the end. Rethrows a failure of the background thread.
+  std::optional<Batch> next();
+  int64_t num_batches() const { return num_batches_; }
+
+ private:
+  Batch make(int64_t index) const;
+  void produce();
+
+  const Dataset& dataset_;
+  at::Tensor labels_;
+  View view_;
+  at::Tensor order_;
+  LoaderOptions options_;
+  int64_t num_batches_ = 0, next_make_ = 0, next_take_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false, done_ = false;
+  std::thread thread_;
+};
+
+/// Sizes of the micro-batches covering n samples with batch size b (the last may be shorter).
+std::vector<int64_t> micro_batch_sizes(int64_t n, int64_t b);
+
+}  // namespace loom::host

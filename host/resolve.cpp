@@ -1,0 +1,419 @@
+#include "resolve.h"
+
+#include <algorithm>
+#include <cmath>
+#include <regex>
+#include <sstream>
+#include <tuple>
+
+namespace loom::host {
+
+namespace fs = std::filesystem;
+
+const Schema& run_schema() {
+  static const Schema schema = {
+      ParamSpec::string("name", "loom").doc("run name; outputs go to <output_dir>/<name>/<timestamp>/"),
+      ParamSpec::integer("seed", 0).at_least(0).doc("seeds model init, data order, augmentation and dropout"),
+      ParamSpec::string("device", "auto").doc("auto | cpu | cuda | cuda:N (auto: cuda when available)"),
+      ParamSpec::integer("epochs", 1).range(1, 1000000).doc("epochs per training stage"),
+      ParamSpec::path("output_dir", "runs").doc("where run directories are created"),
+      ParamSpec::path("cache_dir", "cache").doc("where caches are kept (shared between runs)"),
+      ParamSpec::string_list("plugin_paths", {}).doc("extra plugin directories, relative to this file"),
+      ParamSpec::integer("threads", 0).range(0, 1024).doc("intra-op CPU threads; 0 = all available cores"),
+      ParamSpec::integer("log_every_seconds", 10)
+          .range(1, 3600)
+          .doc("interval of plain progress lines when stderr is not a terminal"),
+  };
+  return schema;
+}
+
+const Schema& loader_schema() {
+  static const Schema schema = {
+      ParamSpec::integer("batch_size", 128).range(1, 1 << 20).doc("samples per micro-batch"),
+      ParamSpec::integer("eval_batch_size", 1024).range(1, 1 << 20).doc("samples per batch in predict/evaluate"),
+      ParamSpec::integer("prefetch", 2).range(0, 64).doc("batches prepared ahead on a background thread; 0 = none"),
+      ParamSpec::boolean("shuffle", true).doc("reshuffle the training order every epoch (seeded)"),
+  };
+  return schema;
+}
+
+const Schema& optimizer_schema() {
+  static const Schema schema = {
+      ParamSpec::choice("name", "adamw", {"sgd", "adamw"}).doc("optimizer"),
+      ParamSpec::real("lr", 1e-3).range(0.0, 1e3).doc("peak learning rate"),
+      ParamSpec::real("weight_decay", 0.0).range(0.0, 10.0).doc("decoupled (adamw) or L2 (sgd) weight decay"),
+      ParamSpec::real("momentum", 0.9).range(0.0, 1.0).doc("sgd momentum"),
+      ParamSpec::boolean("nesterov", false).doc("sgd Nesterov momentum"),
+      ParamSpec::real("beta1", 0.9).range(0.0, 1.0).doc("adamw beta1"),
+      ParamSpec::real("beta2", 0.999).range(0.0, 1.0).doc("adamw beta2"),
+      ParamSpec::real("eps", 1e-8).range(0.0, 1.0).doc("adamw epsilon"),
+  };
+  return schema;
+}
+
+const Schema& lr_schedule_schema() {
+  static const Schema schema = {
+      ParamSpec::choice("name", "constant", {"constant", "cosine", "one-cycle"}).doc("schedule, in optimizer steps"),
+      ParamSpec::integer("warmup_steps", 0).at_least(0).doc("linear warmup from 0 (constant, cosine)"),
+      ParamSpec::real("min_lr", 0.0).at_least(0.0).doc("cosine: final learning rate"),
+      ParamSpec::real("pct_start", 0.3).range(0.0, 1.0).doc("one-cycle: fraction of steps spent rising"),
+      ParamSpec::real("div_factor", 25.0).range(1.0, 1e6).doc("one-cycle: initial lr = lr / div_factor"),
+      ParamSpec::real("final_div_factor", 1e4).range(1.0, 1e9).doc("one-cycle: final lr = initial / this"),
+  };
+  return schema;
+}
+
+std::string neutral_plugin(Kind kind) {
+  switch (kind) {
+    case Kind::Dataset:
+    case Kind::Model: return "";
+    case Kind::Cache:
+    case Kind::Accumulation:
+    case Kind::SelfTraining: return "none";
+    case Kind::Precision: return "fp32";
+  }
+  return "";
+}
+
+static size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+static std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + items[i];
+  return out;
+}
+
+static std::string describe_node(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "string \"" + std::string(*n.as_string()) + "\"";
+    case toml::node_type::integer: return "integer " + std::to_string(n.as_integer()->get());
+    case toml::node_type::floating_point: { std::ostringstream o; o << "float " << n.as_floating_point()->get(); return o.str(); }
+    case toml::node_type::boolean: return n.as_boolean()->get() ? "boolean true" : "boolean false";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+static std::string fmt_num(double v) {
+  if (std::floor(v) == v && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+namespace {
+
+/// Validates one table against a schema; appends errors; returns the defaulted Params.
+class TableChecker {
+ public:
+  TableChecker(const Config& config, std::vector<ConfigError>& errors) : config_(config), errors_(errors) {}
+
+  Params check(const std::string& table_name, const std::string& what, const toml::table* table, const Schema& schema,
+               bool has_plugin_key) {
+    std::map<std::string, Value> values;
+    std::vector<std::string> names;
+    for (const auto& spec : schema) names.push_back(spec.name);
+    if (table) {
+      for (auto&& [key, node] : *table) {
+        const std::string k(key.str());
+        if (has_plugin_key && k == "plugin") continue;
+        auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == k; });
+        if (spec == schema.end()) {
+          std::string msg = "unknown key '" + k + "' in [" + table_name + "]" + what;
+          if (std::string near = closest(k, names); !near.empty())
+            msg += "; did you mean '" + near + "'?";
+          else
+            msg += names.empty() ? "; it takes no parameters" : "; valid keys: " + join(names);
+          SourcePos p = config_.overridden(table_name, k) ? config_.pos_of(table_name, k, node) : config_.pos(key.source());
+          errors_.push_back({p, msg});
+          continue;
+        }
+        if (auto v = convert(table_name, what, *spec, node)) values[k] = *v;
+      }
+    }
+    for (const auto& spec : schema) {
+      if (values.count(spec.name)) continue;
+      if (spec.default_value) {
+        Value v = *spec.default_value;
+        if (spec.type == ParamType::Path) v = resolve_path(std::get<std::string>(v), fs::current_path());
+        values[spec.name] = v;
+      } else if (spec.is_required) {
+        errors_.push_back({config_.pos_of_table(table_name), "missing required key '" + spec.name + "' in [" +
+                                                                 table_name + "]" + what + " (" + to_string(spec.type) +
+                                                                 "): " + spec.help});
+      }
+    }
+    return Params(std::move(values));
+  }
+
+ private:
+  static std::string resolve_path(const std::string& p, const fs::path& base) {
+    if (p.empty()) return p;
+    fs::path path(p);
+    if (p[0] == '~') {
+      if (const char* home = std::getenv("HOME")) path = fs::path(home) / p.substr(p.size() > 1 && p[1] == '/' ? 2 : 1);
+    }
+    return fs::weakly_canonical(path.is_absolute() ? path : base / path).string();
+  }
+
+  void error(const SourcePos& p, std::string msg) { errors_.push_back({p, std::move(msg)}); }
+
+  bool check_range(const SourcePos& p, const std::string& where, const ParamSpec& spec, double v) {
+    if ((spec.min && v < *spec.min) || (spec.max && v > *spec.max)) {
+      std::string range = spec.min && spec.max ? "between " + fmt_num(*spec.min) + " and " + fmt_num(*spec.max)
+                          : spec.min          ? "at least " + fmt_num(*spec.min)
+                                              : "at most " + fmt_num(*spec.max);
+      error(p, where + " is " + fmt_num(v) + ", out of range: expected " + range);
+      return false;
+    }
+    return true;
+  }
+
+  std::optional<Value> convert(const std::string& table, const std::string& what, const ParamSpec& spec,
+                               const toml::node& node) {
+    const SourcePos p = config_.pos_of(table, spec.name, node);
+    const std::string where = "'" + spec.name + "' in [" + table + "]" + what;
+    auto wrong_type = [&](const std::string& expected) {
+      error(p, where + " must be " + expected + ", found " + describe_node(node));
+      return std::nullopt;
+    };
+    auto number = [&](const toml::node& n, bool integral) -> std::optional<double> {
+      if (n.is_integer()) return static_cast<double>(n.as_integer()->get());
+      if (!integral && n.is_floating_point()) return n.as_floating_point()->get();
+      return std::nullopt;
+    };
+    switch (spec.type) {
+      case ParamType::Bool:
+        if (!node.is_boolean()) return wrong_type("a boolean (true or false)");
+        return Value{node.as_boolean()->get()};
+      case ParamType::Int: {
+        if (!node.is_integer()) return wrong_type("an integer");
+        const int64_t v = node.as_integer()->get();
+        if (!check_range(p, where, spec, static_cast<double>(v))) return std::nullopt;
+        return Value{v};
+      }
+      case ParamType::Float: {
+        auto v = number(node, false);
+        if (!v) return wrong_type("a number");
+        if (!std::isfinite(*v)) return wrong_type("a finite number");
+        if (!check_range(p, where, spec, *v)) return std::nullopt;
+        return Value{*v};
+      }
+      case ParamType::String:
+      case ParamType::Path:
+      case ParamType::Choice: {
+        if (!node.is_string()) return wrong_type(spec.type == ParamType::Choice ? "one of: " + join(spec.choices)
+                                                                                   : std::string("a string"));
+        std::string s(*node.as_string());
+        if (spec.type == ParamType::Choice &&
+            std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end()) {
+          std::string msg = where + " is \"" + s + "\"; expected one of: " + join(spec.choices);
+          if (std::string near = closest(s, spec.choices); !near.empty()) msg += " (did you mean \"" + near + "\"?)";
+          error(p, msg);
+          return std::nullopt;
+        }
+        if (spec.type == ParamType::Path) {
+          const bool from_cli = config_.overridden(table, spec.name);
+          s = resolve_path(s, from_cli ? fs::current_path() : fs::absolute(config_.dir()));
+        }
+        return Value{s};
+      }
+      case ParamType::IntList:
+      case ParamType::FloatList:
+      case ParamType::StringList: {
+        const toml::array* arr = node.as_array();
+        const std::string elem = spec.type == ParamType::IntList ? "integers" : spec.type == ParamType::FloatList ? "numbers" : "strings";
+        if (!arr) return wrong_type("an array of " + elem);
+        std::vector<int64_t> ints;
+        std::vector<double> reals;
+        std::vector<std::string> strs;
+        for (const toml::node& item : *arr) {
+          if (spec.type == ParamType::StringList) {
+            if (!item.is_string()) return wrong_type("an array of " + elem);
+            std::string s(*item.as_string());
+            if (table == "run" && spec.name == "plugin_paths") s = resolve_path(s, fs::absolute(config_.dir()));
+            strs.push_back(s);
+            continue;
+          }
+          auto v = number(item, spec.type == ParamType::IntList);
+          if (!v) return wrong_type("an array of " + elem);
+          if (!check_range(p, where + " element", spec, *v)) return std::nullopt;
+          if (spec.type == ParamType::IntList) ints.push_back(item.as_integer()->get()); else reals.push_back(*v);
+        }
+        if (spec.type == ParamType::IntList) return Value{ints};
+        if (spec.type == ParamType::FloatList) return Value{reals};
+        return Value{strs};
+      }
+    }
+    return std::nullopt;
+  }
+
+  const Config& config_;
+  std::vector<ConfigError>& errors_;
+};
+
+bool valid_device(const std::string& d) {
+  static const std::regex re("auto|cpu|cuda(:[0-9]+)?");
+  return std::regex_match(d, re);
+}
+
+}  // namespace
+
+std::vector<fs::path> early_plugin_paths(const Config& config) {
+  std::vector<ConfigError> ignored;
+  TableChecker checker(config, ignored);
+  Params run = checker.check("run", "", config.root()["run"].as_table(), run_schema(), false);
+  std::vector<fs::path> out;
+  if (run.has("plugin_paths"))
+    for (const auto& p : run.get<std::vector<std::string>>("plugin_paths")) out.emplace_back(p);
+  return out;
+}
+
+ResolvedConfig resolve(const Config& config, const Registry& registry) {
+  std::vector<ConfigError> errors;
+  TableChecker checker(config, errors);
+  ResolvedConfig out;
+  out.file = fs::absolute(config.file());
+
+  std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule"};
+  for (Kind k : kAllKinds) known_tables.emplace_back(to_string(k));
+  for (auto&& [key, node] : config.root()) {
+    const std::string name(key.str());
+    if (std::find(known_tables.begin(), known_tables.end(), name) == known_tables.end()) {
+      std::string msg = "unknown table [" + name + "]";
+      if (std::string near = closest(name, known_tables); !near.empty()) msg += "; did you mean [" + near + "]?";
+      else msg += "; valid tables: " + join(known_tables);
+      errors.push_back({config.pos(key.source()), msg});
+    } else if (!node.is_table()) {
+      errors.push_back({config.pos(key.source()), "'" + name + "' must be a table ([" + name + "]), found " + describe_node(node)});
+    }
+  }
+
+  auto table = [&](const std::string& n) { return config.root()[n].as_table(); };
+  out.run = checker.check("run", "", table("run"), run_schema(), false);
+  out.loader = checker.check("loader", "", table("loader"), loader_schema(), false);
+  out.optimizer = checker.check("optimizer", "", table("optimizer"), optimizer_schema(), false);
+  out.lr_schedule = checker.check("lr_schedule", "", table("lr_schedule"), lr_schedule_schema(), false);
+  if (out.run.has("device") && !valid_device(out.run.str("device"))) {
+    const toml::node* n = table("run") ? table("run")->get("device") : nullptr;
+    errors.push_back({n ? config.pos_of("run", "device", *n) : config.pos_of_table("run"),
+                      "'device' in [run] is \"" + out.run.str("device") + "\"; expected auto, cpu, cuda or cuda:N"});
+  }
+
+  for (Kind kind : kAllKinds) {
+    const std::string tname(to_string(kind));
+    const toml::table* t = table(tname);
+    std::string plugin = neutral_plugin(kind);
+    SourcePos plugin_pos = config.pos_of_table(tname);
+    if (t) {
+      if (const toml::node* p = t->get("plugin")) {
+        plugin_pos = config.pos_of(tname, "plugin", *p);
+        if (!p->is_string()) {
+          errors.push_back({plugin_pos, "'plugin' in [" + tname + "] must be a string naming a " + tname +
+                                            " plugin, found " + describe_node(*p)});
+          continue;
+        }
+        plugin = std::string(*p->as_string());
+      } else {
+        errors.push_back({plugin_pos, "[" + tname + "] has no 'plugin' key; add plugin = \"<name>\" (see `loom plugins`)"});
+        continue;
+      }
+    } else if (plugin.empty()) {
+      errors.push_back({plugin_pos, "missing required table [" + tname + "]; add it with plugin = \"<name>\" (known " +
+                                        tname + " plugins: " + [&] {
+                                          std::vector<std::string> names;
+                                          for (auto* f : registry.features(kind)) names.push_back(f->info.name);
+                                          return names.empty() ? std::string("none found") : join(names);
+                                        }() + ")"});
+      continue;
+    }
+    const Feature* feature = registry.find(kind, plugin);
+    if (!feature) {
+      std::vector<std::string> names;
+      for (auto* f : registry.features(kind)) names.push_back(f->info.name);
+      std::string msg = "unknown " + tname + " plugin '" + plugin + "'";
+      if (std::string near = closest(plugin, names); !near.empty()) msg += "; did you mean '" + near + "'?";
+      msg += " Known " + tname + " plugins: " + (names.empty() ? std::string("none found") : join(names));
+      if (!registry.failures().empty())
+        msg += " (" + std::to_string(registry.failures().size()) + " plugin libraries failed to load; see `loom plugins`)";
+      errors.push_back({plugin_pos, msg});
+      continue;
+    }
+    PluginChoice choice;
+    choice.feature = feature;
+    choice.params = checker.check(tname, " (plugin '" + plugin + "')", t, feature->info.params, true);
+    out.plugins[kind] = std::move(choice);
+  }
+
+  if (!errors.empty()) {
+    // File positions in reading order, then --set overrides.
+    std::stable_sort(errors.begin(), errors.end(), [](const ConfigError& a, const ConfigError& b) {
+      auto key = [](const ConfigError& e) { return std::tuple(!e.pos.override_expr.empty(), e.pos.line, e.pos.column); };
+      return key(a) < key(b);
+    });
+    throw ConfigErrors(std::move(errors));
+  }
+  return out;
+}
+
+static toml::array to_array(const Value& v) {
+  toml::array a;
+  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) for (auto x : *i) a.push_back(x);
+  if (auto* d = std::get_if<std::vector<double>>(&v)) for (auto x : *d) a.push_back(x);
+  if (auto* s = std::get_if<std::vector<std::string>>(&v)) for (auto& x : *s) a.push_back(x);
+  return a;
+}
+
+static toml::table params_table(const Params& params) {
+  toml::table t;
+  for (const auto& [k, v] : params.values()) {
+    std::visit(
+        [&](const auto& x) {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t> || std::is_same_v<T, double> ||
+                        std::is_same_v<T, std::string>)
+            t.insert_or_assign(k, x);
+          else
+            t.insert_or_assign(k, to_array(v));
+        },
+        v);
+  }
+  return t;
+}
+
+toml::table ResolvedConfig::to_toml() const {
+  toml::table root;
+  root.insert_or_assign("run", params_table(run));
+  root.insert_or_assign("loader", params_table(loader));
+  root.insert_or_assign("optimizer", params_table(optimizer));
+  root.insert_or_assign("lr_schedule", params_table(lr_schedule));
+  for (const auto& [kind, choice] : plugins) {
+    toml::table t = params_table(choice.params);
+    t.insert("plugin", choice.feature->info.name);
+    root.insert_or_assign(std::string(to_string(kind)), std::move(t));
+  }
+  return root;
+}
+
+}  // namespace loom::host

@@ -1,0 +1,50 @@
+// Validation: every table of a config against its schema, all errors at once, nothing created.
+// The result is a ResolvedConfig: every value typed and defaulted, every plugin found in the registry.
+#pragma once
+
+#include "config.h"
+#include "registry.h"
+
+#include <loom/kinds.h>
+#include <loom/params.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace loom::host {
+
+/// Schemas of the host's own tables: run, loader, optimizer, lr_schedule.
+const Schema& run_schema();
+const Schema& loader_schema();
+const Schema& optimizer_schema();
+const Schema& lr_schedule_schema();
+
+/// The plugin a missing table means ("" when the table is required).
+std::string neutral_plugin(Kind kind);
+
+struct PluginChoice {
+  const Feature* feature = nullptr;
+  Params params;
+};
+
+struct ResolvedConfig {
+  std::filesystem::path file;
+  Params run, loader, optimizer, lr_schedule;
+  std::map<Kind, PluginChoice> plugins;
+
+  /// The resolved config as TOML (defaults filled in, paths absolute): config.resolved.toml.
+  toml::table to_toml() const;
+};
+
+/// Reads [run] plugin_paths (resolved against the config's directory) before the registry exists.
+/// Errors in it are reported again, with all others, by resolve().
+std::vector<std::filesystem::path> early_plugin_paths(const Config& config);
+
+/// Validates the whole config. Throws ConfigErrors listing every problem with its position.
+ResolvedConfig resolve(const Config& config, const Registry& registry);
+
+/// Closest candidate by edit distance, or "" when nothing is reasonably close.
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace loom::host

@@ -1,0 +1,372 @@
+#include "trainer.h"
+
+#include "loader.h"
+#include "optim.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/utils.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+
+namespace loom::host {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// Per-sample loss in float32: cross-entropy for hard targets, soft cross-entropy for [B, C] targets.
+at::Tensor per_sample_loss(const at::Tensor& logits, const at::Tensor& targets) {
+  const at::Tensor log_probs = at::log_softmax(logits.to(at::kFloat), 1);
+  if (targets.dim() == 2) return -(targets.to(at::kFloat) * log_probs).sum(1);
+  return at::nll_loss(log_probs, targets, {}, at::Reduction::None);
+}
+
+at::Tensor correct_count(const at::Tensor& logits, const at::Tensor& targets) {
+  const at::Tensor predicted = logits.argmax(1);
+  const at::Tensor truth = targets.dim() == 2 ? targets.argmax(1) : targets;
+  return predicted.eq(truth).sum();
+}
+
+at::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_cpu_rng_state(const at::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+/// Restores train/eval mode when leaving a scope (predict/evaluate switch to eval).
+struct ModeGuard {
+  torch::nn::Module& module;
+  bool was_training;
+  explicit ModeGuard(torch::nn::Module& m) : module(m), was_training(m.is_training()) {}
+  ~ModeGuard() { module.train(was_training); }
+};
+
+void check_view(const View& view, int64_t dataset_size, const char* what) {
+  if (!view.indices.defined() || view.indices.dim() != 1 || view.indices.scalar_type() != at::kLong)
+    throw std::invalid_argument(std::string(what) + ": view.indices must be a 1-D int64 tensor");
+  const int64_t n = view.indices.size(0);
+  if (n > 0 && (view.indices.min().item<int64_t>() < 0 || view.indices.max().item<int64_t>() >= dataset_size))
+    throw std::invalid_argument(std::string(what) + ": view.indices out of the dataset's range [0, " +
+                                std::to_string(dataset_size) + ")");
+  if (view.targets.defined() && view.targets.size(0) != n)
+    throw std::invalid_argument(std::string(what) + ": view.targets has " + std::to_string(view.targets.size(0)) +
+                                " rows for " + std::to_string(n) + " indices");
+  if (view.weights.defined() && view.weights.numel() != n)
+    throw std::invalid_argument(std::string(what) + ": view.weights has " + std::to_string(view.weights.numel()) +
+                                " entries for " + std::to_string(n) + " indices");
+}
+
+nlohmann::json to_json(const MetricValue& v) {
+  return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+}
+
+}  // namespace
+
+void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+
+Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRunContext& context, RunPlugins plugins,
+                 MetricsWriter& metrics, std::optional<CheckpointState> resume)
+    : config_(config),
+      registry_(registry),
+      context_(context),
+      plugins_(std::move(plugins)),
+      metrics_(metrics),
+      resume_(std::move(resume)),
+      progress_(context.host_logger(), stderr_is_terminal(), static_cast<double>(config.run.integer("log_every_seconds"))) {
+  labels_ = plugins_.dataset->labels().to(at::kLong).contiguous();
+  if (labels_.dim() != 1 || labels_.size(0) != plugins_.dataset->size())
+    throw std::runtime_error("dataset plugin '" + config.plugins.at(Kind::Dataset).feature->info.name +
+                             "': labels() must have one entry per sample (" + std::to_string(plugins_.dataset->size()) +
+                             "), got shape " + c10::str(labels_.sizes()));
+}
+
+View Trainer::split(Split split) const {
+  View v;
+  v.indices = plugins_.dataset->indices(split).to(at::kLong).contiguous();
+  v.augment = split == Split::Labeled;
+  return v;
+}
+
+std::shared_ptr<Model> Trainer::create_model() {
+  const PluginChoice& choice = config_.plugins.at(Kind::Model);
+  CreateContext ctx{choice.params, context_, plugins_.dataset};
+  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, ctx);
+  model->to(context_.device());
+  plugins_.precision->prepare(*model, context_.device());
+  return model;
+}
+
+std::vector<EpochPlan> Trainer::plan_epochs(int64_t epochs, const std::vector<int64_t>& sizes, int64_t* total) const {
+  const std::string who = "accumulation plugin '" + config_.plugins.at(Kind::Accumulation).feature->info.name + "'";
+  std::vector<EpochPlan> plans;
+  int64_t steps = 0;
+  for (int64_t e = 0; e < epochs; ++e) {
+    EpochPlan plan;
+    try {
+      plan = plugins_.accumulation->plan(PlanRequest{e, sizes, steps});
+    } catch (const std::exception& ex) {
+      throw PluginError(who + " failed in plan: " + ex.what());
+    }
+    int64_t next = 0;
+    for (const StepGroup& g : plan.groups) {
+      if (g.first < next || g.count <= 0 || g.first + g.count > static_cast<int64_t>(sizes.size()) ||
+          static_cast<int64_t>(g.loss_weights.size()) != g.count)
+        throw PluginError(who + " returned an invalid plan for epoch " + std::to_string(e) + ": group at micro-batch " +
+                          std::to_string(g.first) + " (count " + std::to_string(g.count) + ", " +
+                          std::to_string(g.loss_weights.size()) + " weights) overlaps, is empty or leaves the " +
+                          std::to_string(sizes.size()) + " micro-batches");
+      next = g.first + g.count;
+      if (g.step) ++steps;
+    }
+    plans.push_back(std::move(plan));
+  }
+  *total = steps;
+  return plans;
+}
+
+void Trainer::train(Model& model, const TrainRequest& request) {
+  const Dataset& data = *plugins_.dataset;
+  check_view(request.data, data.size(), "train");
+  const View& view = request.data;
+  const int64_t epochs = request.epochs > 0 ? request.epochs : config_.run.integer("epochs");
+  const int64_t n = view.indices.size(0);
+  if (n == 0) throw std::invalid_argument("train: stage '" + request.stage + "' has no samples to train on");
+  stage_ = request.stage;
+  round_ = request.round;
+  const c10::Device device = context_.device();
+
+  auto optimizer = make_optimizer(config_.optimizer, model.parameters());
+  const int64_t batch = plugins_.accumulation->micro_batch_size(config_.loader.integer("batch_size"));
+  if (batch <= 0) throw PluginError("accumulation plugin chose a micro-batch size of " + std::to_string(batch));
+  const std::vector<int64_t> sizes = micro_batch_sizes(n, batch);
+  int64_t total_steps = 0;
+  const std::vector<EpochPlan> plans = plan_epochs(epochs, sizes, &total_steps);
+  const LrSchedule schedule(config_.lr_schedule, config_.optimizer.real("lr"), total_steps);
+
+  TrainPosition pos;
+  pos.stage = request.stage;
+  pos.round = request.round;
+  if (resume_) {
+    if (resume_->position.stage == request.stage) {
+      restore_checkpoint(checkpoint_file(), model, *optimizer);
+      pos = resume_->position;
+      plugins_.precision->load_state_dict(resume_->precision);
+      plugins_.accumulation->load_state_dict(resume_->accumulation);
+      set_cpu_rng_state(resume_->cpu_rng);
+      context_.logger().info("resuming stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) +
+                             ", micro-batch " + std::to_string(pos.next_micro) + " (" +
+                             std::to_string(pos.optimizer_steps) + " optimizer steps done)");
+      resume_.reset();
+    } else {
+      context_.logger().info("stage '" + request.stage + "' precedes the checkpointed stage '" +
+                             resume_->position.stage + "'; running it again");
+    }
+  }
+  if (pos.stage_done) return;
+
+  LoaderOptions loader_options;
+  loader_options.batch_size = batch;
+  loader_options.prefetch = config_.loader.integer("prefetch");
+  loader_options.augment = view.augment;
+  loader_options.device = device;
+  const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(device);
+
+  for (; pos.epoch < epochs; ++pos.epoch) {
+    const EpochPlan& plan = plans[static_cast<size_t>(pos.epoch)];
+    const std::string epoch_tag = request.stage + "/epoch" + std::to_string(pos.epoch);
+    at::Tensor order = config_.loader.boolean("shuffle")
+                           ? at::randperm(n, context_.generator("order/" + epoch_tag), at::TensorOptions().dtype(at::kLong))
+                           : at::arange(n, at::kLong);
+    loader_options.augment_generator = [this, epoch_tag](int64_t i) {
+      return context_.generator("augment/" + epoch_tag + "/" + std::to_string(i));
+    };
+    Loader loader(data, labels_, view, order, pos.next_micro, loader_options);
+
+    model.train();
+    at::Tensor loss_sum = at::full({}, pos.loss_sum, dev_opts);
+    at::Tensor correct = at::full({}, pos.correct, dev_opts);
+    const int64_t samples_before = pos.samples;
+    const auto epoch_start = Clock::now();
+    char label[96];
+    std::snprintf(label, sizeof label, "[%s] epoch %lld/%lld", request.stage.c_str(),
+                  static_cast<long long>(pos.epoch + 1), static_cast<long long>(epochs));
+    progress_.start(label, static_cast<int64_t>(sizes.size()), pos.next_micro);
+
+    for (size_t g = static_cast<size_t>(pos.next_group); g < plan.groups.size(); ++g) {
+      const StepGroup& group = plan.groups[g];
+      for (; pos.next_micro < group.first; ++pos.next_micro) loader.next();  // not in any group: skipped
+      for (int64_t k = 0; k < group.count; ++k) {
+        std::optional<Batch> b = loader.next();
+        if (!b) throw std::logic_error("loader ended before the plan did");
+        at::Tensor per_sample;
+        at::Tensor logits;
+        {
+          auto scope = plugins_.precision->forward_scope(device);
+          logits = model.forward(b->x);
+          per_sample = per_sample_loss(logits, b->y);
+        }
+        if (b->w.defined()) per_sample = per_sample * b->w;
+        // mean over this micro-batch × (its samples / the group's samples): the group's gradient is the
+        // gradient of the mean loss over all its samples, whatever the micro-batch sizes.
+        plugins_.precision->backward(per_sample.mean() * group.loss_weights[static_cast<size_t>(k)]);
+        loss_sum += per_sample.detach().sum().to(at::kDouble);
+        correct += correct_count(logits.detach(), b->y).to(at::kDouble);
+        pos.samples += b->size;
+        ++pos.next_micro;
+      }
+      if (group.step) {
+        schedule.apply(*optimizer, pos.optimizer_steps);
+        const StepResult result = plugins_.precision->step(*optimizer);
+        if (!result.skipped) ++pos.optimizer_steps;  // a skipped step never advances the schedule
+        optimizer->zero_grad();
+      }
+      pos.next_group = static_cast<int64_t>(g) + 1;
+      progress_.update(pos.next_micro, pos.samples - samples_before, [&] {
+        return loss_sum.item<double>() / static_cast<double>(std::max<int64_t>(pos.samples, 1));
+      });
+      // Stop only where no gradients are pending (after a step), so the checkpoint holds everything.
+      if (group.step && stop_requested() && pos.next_group < static_cast<int64_t>(plan.groups.size())) {
+        progress_.finish();
+        pos.loss_sum = loss_sum.item<double>();
+        pos.correct = correct.item<double>();
+        pos.train_seconds += seconds_since(epoch_start);
+        write_checkpoint(checkpoint_file(), model, *optimizer,
+                         {pos, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state()});
+        throw Interrupted("stopped in stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) +
+                          ", micro-batch " + std::to_string(pos.next_micro) + "; checkpoint written");
+      }
+    }
+    progress_.finish();
+    const double epoch_seconds = pos.train_seconds + seconds_since(epoch_start);
+    const double total_loss = loss_sum.item<double>();
+    const double samples = static_cast<double>(std::max<int64_t>(pos.samples, 1));
+
+    nlohmann::json record;
+    record["round"] = request.round;
+    record["stage"] = request.stage;
+    record["epoch"] = pos.epoch + 1;
+    record["optimizer_steps"] = pos.optimizer_steps;
+    record["train_loss"] = total_loss / samples;
+    record["train_accuracy"] = correct.item<double>() / samples;
+    record["lr"] = schedule.lr(pos.optimizer_steps);
+    record["samples_per_second"] = static_cast<double>(pos.samples) / std::max(epoch_seconds, 1e-9);
+    record["epoch_seconds"] = epoch_seconds;
+    record["threads"] = context_.threads();
+    const View val = split(Split::Val);
+    if (val.indices.numel() > 0) {
+      const EvalResult r = evaluate(model, val);
+      record["val_loss"] = r.loss;
+      record["val_accuracy"] = r.accuracy;
+    } else {
+      record["val_loss"] = nullptr;
+      record["val_accuracy"] = nullptr;
+    }
+    for (const auto& [k, v] : plugins_.precision->epoch_metrics()) record[k] = v;
+    metrics_.write(record);
+    char line[256];
+    std::snprintf(line, sizeof line, "%s: train_loss %.4f  val_accuracy %s  lr %.3g  %.0f samples/s  (%.1fs)", label,
+                  total_loss / samples,
+                  record["val_accuracy"].is_null() ? "n/a" : std::to_string(record["val_accuracy"].get<double>()).c_str(),
+                  record["lr"].get<double>(), record["samples_per_second"].get<double>(), epoch_seconds);
+    context_.logger().info(line);
+
+    train_samples_ += static_cast<double>(pos.samples);
+    train_seconds_ += epoch_seconds;
+    ++epochs_run_;
+    pos.next_group = pos.next_micro = pos.samples = 0;
+    pos.loss_sum = pos.correct = pos.train_seconds = 0.0;
+    pos.stage_done = pos.epoch + 1 == epochs;
+    TrainPosition saved = pos;
+    if (!saved.stage_done) ++saved.epoch;
+    write_checkpoint(checkpoint_file(), model, *optimizer,
+                     {saved, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state()});
+    if (stop_requested() && !saved.stage_done)
+      throw Interrupted("stopped in stage '" + pos.stage + "' after epoch " + std::to_string(pos.epoch + 1) +
+                        "; checkpoint written");
+  }
+}
+
+struct Trainer::EvalSums {
+  double loss = 0.0, correct = 0.0;
+  int64_t samples = 0;
+  at::Tensor probabilities;
+};
+
+Trainer::EvalSums Trainer::run_eval(Model& model, const View& view, bool keep_probabilities) {
+  check_view(view, plugins_.dataset->size(), keep_probabilities ? "predict" : "evaluate");
+  EvalSums sums;
+  const int64_t n = view.indices.size(0);
+  if (n == 0) return sums;
+  ModeGuard mode(model);
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const c10::Device device = context_.device();
+  LoaderOptions options;
+  options.batch_size = config_.loader.integer("eval_batch_size");
+  options.prefetch = config_.loader.integer("prefetch");
+  options.augment = false;
+  options.device = device;
+  Loader loader(*plugins_.dataset, labels_, view, at::arange(n, at::kLong), 0, options);
+  const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(device);
+  at::Tensor loss_sum = at::zeros({}, dev_opts), correct = at::zeros({}, dev_opts);
+  std::vector<at::Tensor> probabilities;
+  while (auto b = loader.next()) {
+    at::Tensor logits;
+    {
+      auto scope = plugins_.precision->forward_scope(device);
+      logits = model.forward(b->x);
+    }
+    logits = logits.to(at::kFloat);
+    at::Tensor per_sample = per_sample_loss(logits, b->y);
+    if (b->w.defined()) per_sample = per_sample * b->w;
+    loss_sum += per_sample.sum().to(at::kDouble);
+    correct += correct_count(logits, b->y).to(at::kDouble);
+    if (keep_probabilities) probabilities.push_back(at::softmax(logits, 1).cpu());
+  }
+  sums.loss = loss_sum.item<double>();
+  sums.correct = correct.item<double>();
+  sums.samples = n;
+  if (keep_probabilities) sums.probabilities = at::cat(probabilities, 0);
+  return sums;
+}
+
+at::Tensor Trainer::predict(Model& model, const View& view) {
+  EvalSums s = run_eval(model, view, true);
+  if (!s.probabilities.defined())
+    return at::empty({0, plugins_.dataset->spec().num_classes}, at::kFloat);
+  return s.probabilities;
+}
+
+EvalResult Trainer::evaluate(Model& model, const View& view) {
+  EvalSums s = run_eval(model, view, false);
+  EvalResult r;
+  r.samples = s.samples;
+  r.loss = s.samples ? s.loss / static_cast<double>(s.samples) : std::nan("");
+  r.accuracy = s.samples ? s.correct / static_cast<double>(s.samples) : std::nan("");
+  return r;
+}
+
+void Trainer::log_metrics(const std::map<std::string, MetricValue>& record) {
+  nlohmann::json j;
+  j["round"] = round_;
+  j["stage"] = stage_;
+  for (const auto& [k, v] : record) j[k] = to_json(v);
+  metrics_.write(j);
+}
+
+}  // namespace loom::host

@@ -1,0 +1,73 @@
+// The host's TrainerServices: the training loop (see docs/architecture.md), prediction and evaluation.
+// A self-training plugin drives it; the neutral one calls train() once.
+#pragma once
+
+#include "checkpoint.h"
+#include "metrics.h"
+#include "progress.h"
+#include "registry.h"
+#include "resolve.h"
+#include "run_context.h"
+
+#include <loom/accumulation.h>
+#include <loom/precision.h>
+#include <loom/self_training.h>
+
+#include <optional>
+
+namespace loom::host {
+
+/// Thrown out of train() after a stop request (SIGINT/SIGTERM) once the checkpoint is written.
+class Interrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Async-signal-safe stop request, checked after every optimizer-step group.
+void request_stop();
+bool stop_requested();
+
+struct RunPlugins {
+  std::shared_ptr<Dataset> dataset;  ///< already wrapped by the cache
+  std::shared_ptr<Precision> precision;
+  std::shared_ptr<Accumulation> accumulation;
+};
+
+class Trainer final : public TrainerServices {
+ public:
+  Trainer(const ResolvedConfig& config, const Registry& registry, HostRunContext& context, RunPlugins plugins,
+          MetricsWriter& metrics, std::optional<CheckpointState> resume);
+
+  const Dataset& dataset() const override { return *plugins_.dataset; }
+  View split(Split split) const override;
+  std::shared_ptr<Model> create_model() override;
+  void train(Model& model, const TrainRequest& request) override;
+  at::Tensor predict(Model& model, const View& view) override;
+  EvalResult evaluate(Model& model, const View& view) override;
+  void log_metrics(const std::map<std::string, MetricValue>& record) override;
+
+  /// Training throughput over every epoch this process ran.
+  double samples_per_second() const { return train_seconds_ > 0 ? train_samples_ / train_seconds_ : 0.0; }
+  int64_t epochs_run() const { return epochs_run_; }
+  std::filesystem::path checkpoint_file() const { return context_.run_dir() / "checkpoint.pt"; }
+
+ private:
+  struct EvalSums;
+  EvalSums run_eval(Model& model, const View& view, bool keep_probabilities);
+  std::vector<EpochPlan> plan_epochs(int64_t epochs, const std::vector<int64_t>& sizes, int64_t* total_steps) const;
+
+  const ResolvedConfig& config_;
+  const Registry& registry_;
+  HostRunContext& context_;
+  RunPlugins plugins_;
+  MetricsWriter& metrics_;
+  std::optional<CheckpointState> resume_;
+  at::Tensor labels_;
+  Progress progress_;
+  std::string stage_ = "setup";
+  int64_t round_ = 0;
+  double train_samples_ = 0.0, train_seconds_ = 0.0;
+  int64_t epochs_run_ = 0;
+};
+
+}  // namespace loom::host

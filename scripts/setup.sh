@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Loom needs, skipping whatever is already present (idempotent, quick on a ready machine).
+#   Debian packages: compilers' libraries (Boost.DLL, toml++, spdlog, GoogleTest, CLI11, nlohmann-json,
+#   zlib), ccache, and the Fashion-MNIST data set.
+#   PyPI: torch (LibTorch comes from its wheel) and numpy (reference checks in tests).
+set -euo pipefail
+
+TORCH_VERSION=2.15.0   # keep in step with LOOM_TORCH_VERSION in CMakeLists.txt
+DEBS=(build-essential cmake python3 python3-pip libboost-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+      libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache dataset-fashion-mnist)
+PYTHON=${PYTHON:-python3}
+
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+have_torch=$("$PYTHON" -c 'import torch, numpy; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$have_torch" != "$TORCH_VERSION" ]; then
+  echo "setup: installing torch==$TORCH_VERSION and numpy from PyPI (found: '${have_torch:-none}')"
+  "$PYTHON" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+fi
+echo "setup: ok (torch $TORCH_VERSION, Debian packages present)"

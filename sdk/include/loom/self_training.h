@@ -1,0 +1,73 @@
+// A self-training strategy is the run's driver: it decides what is trained on what, through the host's
+// trainer services. The neutral `none` plugin trains one model on the labeled split and returns it.
+#pragma once
+
+#include <loom/dataset.h>
+#include <loom/kinds.h>
+#include <loom/model.h>
+#include <loom/state.h>
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+
+namespace loom {
+
+/// A subset of the run's dataset, with optional label overrides and per-sample weights.
+struct View {
+  at::Tensor indices;   ///< int64 [n] into the dataset
+  at::Tensor targets;   ///< undefined: the dataset's labels; int64 [n]: hard labels; float [n, C]: soft
+  at::Tensor weights;   ///< undefined: 1 each; float [n]: per-sample loss weights
+  bool augment = true;  ///< training applies Dataset::augment (predict/evaluate never do)
+};
+
+struct TrainRequest {
+  /// Names this training stage ("supervised", "round1/student", …). Checkpoints and metrics carry it;
+  /// --resume continues the stage whose name matches.
+  std::string stage = "supervised";
+  int64_t round = 0;    ///< reported in metrics
+  int64_t epochs = 0;   ///< 0: the run's [run] epochs
+  View data;            ///< what to train on
+};
+
+struct EvalResult {
+  double loss = 0.0;
+  double accuracy = 0.0;
+  int64_t samples = 0;
+};
+
+using MetricValue = std::variant<int64_t, double, std::string>;
+
+/// The host's training services. Each call runs the host's loop with the run's optimizer, LR schedule,
+/// precision, accumulation, loader and checkpointing.
+class TrainerServices {
+ public:
+  virtual ~TrainerServices() = default;
+  /// The run's dataset (cached, when a cache is configured).
+  virtual const Dataset& dataset() const = 0;
+  /// A view of a split with the dataset's own labels.
+  virtual View split(Split split) const = 0;
+  /// A freshly initialised model from the run's [model] table, on the run's device.
+  virtual std::shared_ptr<Model> create_model() = 0;
+  /// Trains `model` in place (a fresh optimizer and LR schedule per call; validation each epoch).
+  virtual void train(Model& model, const TrainRequest& request) = 0;
+  /// Class probabilities [n, C] (float, CPU) in eval mode, batched, without augmentation.
+  virtual at::Tensor predict(Model& model, const View& view) = 0;
+  virtual EvalResult evaluate(Model& model, const View& view) = 0;
+  /// Appends one record to metrics.jsonl (the host adds the stage and timestamps).
+  virtual void log_metrics(const std::map<std::string, MetricValue>& record) = 0;
+};
+
+class SelfTraining {
+ public:
+  static constexpr Kind kKind = Kind::SelfTraining;
+  virtual ~SelfTraining() = default;
+  /// Drives the run; returns the final model, which the host tests and reports in summary.json.
+  virtual std::shared_ptr<Model> run(TrainerServices& services) = 0;
+};
+
+}  // namespace loom

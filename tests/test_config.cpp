@@ -1,0 +1,186 @@
+// Config validation: every error class names file:line:col (or the --set expression), says what was
+// expected, and suggests the fix; all errors come at once.
+#include "test_util.h"
+
+#include "config.h"
+#include "registry.h"
+#include "resolve.h"
+
+#include <gtest/gtest.h>
+
+namespace loom::test {
+namespace {
+
+using host::Config;
+using host::ConfigError;
+using host::ConfigErrors;
+using host::Registry;
+
+const Registry& registry() {
+  static Registry* r = [] {
+    auto* reg = new Registry();
+    reg->scan({LOOM_TEST_PLUGIN_DIR, LOOM_TEST_FIXTURE_DIR});
+    return reg;
+  }();
+  return *r;
+}
+
+const char* kValid = R"([run]
+name = "t"
+epochs = 2
+
+[dataset]
+plugin = "synthetic"
+samples = 64
+
+[model]
+plugin = "mlp"
+)";
+
+/// Every error message of `text` (+ overrides), or an empty list when it resolves.
+std::vector<std::string> errors_of(const TempDir& dir, const std::string& text, std::vector<std::string> overrides = {}) {
+  const fs::path file = dir / "c.toml";
+  write_file(file, text);
+  try {
+    Config config = Config::load(file);
+    std::vector<ConfigError> errs;
+    for (const auto& o : overrides) config.apply_override(o, errs);
+    if (!errs.empty()) throw ConfigErrors(errs);
+    host::resolve(config, registry());
+  } catch (const ConfigErrors& e) {
+    std::vector<std::string> out;
+    for (const auto& err : e.errors()) out.push_back(err.str());
+    return out;
+  }
+  return {};
+}
+
+class ConfigErrorsTest : public ::testing::Test {
+ protected:
+  TempDir dir;
+  std::string file() const { return (dir / "c.toml").string(); }
+};
+
+TEST_F(ConfigErrorsTest, ValidConfigResolvesWithDefaults) {
+  write_file(dir / "c.toml", kValid);
+  const auto resolved = host::resolve(Config::load(dir / "c.toml"), registry());
+  EXPECT_EQ(resolved.run.integer("epochs"), 2);
+  EXPECT_EQ(resolved.loader.integer("batch_size"), 128);  // schema default
+  EXPECT_EQ(resolved.plugins.at(Kind::Dataset).params.integer("samples"), 64);
+  EXPECT_EQ(resolved.plugins.at(Kind::Precision).feature->info.name, "fp32");  // missing table → neutral
+  EXPECT_EQ(resolved.plugins.at(Kind::Cache).feature->info.name, "none");
+  const toml::table t = resolved.to_toml();
+  EXPECT_EQ(t["optimizer"]["name"].value<std::string>(), "adamw");
+  EXPECT_EQ(t["model"]["plugin"].value<std::string>(), "mlp");
+}
+
+TEST_F(ConfigErrorsTest, SyntaxErrorHasLineAndColumn) {
+  auto e = errors_of(dir, "[run]\nseed = = 3\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind(file() + ":2:8: error: TOML syntax error: ", 0), 0u) << e[0];
+}
+
+TEST_F(ConfigErrorsTest, UnknownTableSuggestsClosest) {
+  auto e = errors_of(dir, std::string(kValid) + "\n[optimiser]\nlr = 0.1\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":13:2: error: unknown table [optimiser]; did you mean [optimizer]?");
+}
+
+TEST_F(ConfigErrorsTest, UnknownKeySuggestsClosest) {
+  auto e = errors_of(dir, std::string(kValid) + "\n[loader]\nbatchsize = 32\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":14:1: error: unknown key 'batchsize' in [loader]; did you mean 'batch_size'?");
+}
+
+TEST_F(ConfigErrorsTest, UnknownPluginKeyNamesThePlugin) {
+  auto e = errors_of(dir, std::string(kValid) + "hiden = [10]\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":11:1: error: unknown key 'hiden' in [model] (plugin 'mlp'); did you mean 'hidden'?");
+}
+
+TEST_F(ConfigErrorsTest, WrongType) {
+  auto e = errors_of(dir, "[run]\nepochs = \"three\"\n[dataset]\nplugin = \"synthetic\"\n[model]\nplugin = \"mlp\"\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":2:10: error: 'epochs' in [run] must be an integer, found string \"three\"");
+}
+
+TEST_F(ConfigErrorsTest, OutOfRange) {
+  auto e = errors_of(dir, std::string(kValid) + "\n[loader]\nbatch_size = 0\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":14:14: error: 'batch_size' in [loader] is 0, out of range: expected between 1 and 1048576");
+}
+
+TEST_F(ConfigErrorsTest, InvalidChoiceSuggests) {
+  auto e = errors_of(dir, std::string(kValid) + "\n[optimizer]\nname = \"adam\"\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() +
+                      ":14:8: error: 'name' in [optimizer] is \"adam\"; expected one of: sgd, adamw (did you mean "
+                      "\"adamw\"?)");
+}
+
+TEST_F(ConfigErrorsTest, MissingRequiredKey) {
+  auto e = errors_of(dir, std::string(kValid) + "\n[cache]\nplugin = \"fixture-required\"\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":13:1: error: missing required key 'level' in [cache] (plugin 'fixture-required') (int): "
+                           "compression level");
+}
+
+TEST_F(ConfigErrorsTest, MissingRequiredTable) {
+  auto e = errors_of(dir, "[dataset]\nplugin = \"synthetic\"\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":1:1: error: missing required table [model]; add it with plugin = \"<name>\" (known model "
+                           "plugins: cnn, mlp)");
+}
+
+TEST_F(ConfigErrorsTest, UnknownPluginListsKnownOnes) {
+  auto e = errors_of(dir, "[dataset]\nplugin = \"synthetic\"\n[model]\nplugin = \"mpl\"\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind(file() + ":4:10: error: unknown model plugin 'mpl'; did you mean 'mlp'? Known model plugins: "
+                                "cnn, mlp",
+                       0),
+            0u)
+      << e[0];
+}
+
+TEST_F(ConfigErrorsTest, OverrideErrorsNameTheSetExpression) {
+  auto e = errors_of(dir, kValid, {"loader.batch_size=0"});
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], "--set loader.batch_size=0: error: 'batch_size' in [loader] is 0, out of range: expected between 1 "
+                  "and 1048576");
+  e = errors_of(dir, kValid, {"epochs=3"});
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], "--set epochs=3: error: expected section.key=value, e.g. --set accumulation.steps=8");
+}
+
+TEST_F(ConfigErrorsTest, OverridesReplaceFileValues) {
+  write_file(dir / "c.toml", kValid);
+  Config config = Config::load(dir / "c.toml");
+  std::vector<ConfigError> errs;
+  config.apply_override("run.epochs=5", errs);
+  config.apply_override("dataset.noise=0.25", errs);
+  config.apply_override("run.name=plain-string", errs);  // not a TOML value: taken as a string
+  ASSERT_TRUE(errs.empty());
+  const auto resolved = host::resolve(config, registry());
+  EXPECT_EQ(resolved.run.integer("epochs"), 5);
+  EXPECT_EQ(resolved.run.str("name"), "plain-string");
+  EXPECT_DOUBLE_EQ(resolved.plugins.at(Kind::Dataset).params.real("noise"), 0.25);
+}
+
+TEST_F(ConfigErrorsTest, EveryErrorAtOnceInFileOrder) {
+  auto e = errors_of(dir,
+                     "[run]\nepochs = 0\ndevise = \"cpu\"\n[dataset]\nplugin = \"synthetic\"\nclasses = 1\n"
+                     "[model]\nplugin = \"mlp\"\n");
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_NE(e[0].find(":2:10: error: 'epochs' in [run] is 0"), std::string::npos) << e[0];
+  EXPECT_NE(e[1].find(":3:1: error: unknown key 'devise' in [run]; did you mean 'device'?"), std::string::npos) << e[1];
+  EXPECT_NE(e[2].find(":6:11: error: 'classes' in [dataset] (plugin 'synthetic') is 1"), std::string::npos) << e[2];
+}
+
+TEST_F(ConfigErrorsTest, PathsResolveAgainstTheConfigFile) {
+  write_file(dir / "c.toml", "[run]\noutput_dir = \"out\"\n[dataset]\nplugin = \"synthetic\"\n[model]\nplugin = \"mlp\"\n");
+  const auto resolved = host::resolve(Config::load(dir / "c.toml"), registry());
+  EXPECT_EQ(fs::path(resolved.run.str("output_dir")), fs::weakly_canonical(dir / "out"));
+}
+
+}  // namespace
+}  // namespace loom::test
