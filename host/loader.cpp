@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <dlfcn.h>
+
 namespace loom::host {
 
 std::vector<int64_t> micro_batch_sizes(int64_t n, int64_t b) {
@@ -55,7 +57,22 @@ Batch Loader::make(int64_t index) const {
   return b;
 }
 
+namespace {
+
+/// Like a PyTorch DataLoader worker, the loader thread gathers with one intra-op thread: the training
+/// thread keeps the cores, and a small gather split across busy cores is slower than on one. With
+/// LibTorch's OpenMP backend the thread count is a per-thread setting; the symbol is taken from the
+/// OpenMP runtime LibTorch already loaded (never a second copy).
+void use_one_intra_op_thread() {
+  using SetThreads = void (*)(int);
+  static const auto set_threads = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  if (set_threads) set_threads(1);
+}
+
+}  // namespace
+
 void Loader::produce() {
+  use_one_intra_op_thread();
   try {
     for (;;) {
       int64_t index;

@@ -83,13 +83,13 @@ TEST_F(ConfigErrorsTest, SyntaxErrorHasLineAndColumn) {
 TEST_F(ConfigErrorsTest, UnknownTableSuggestsClosest) {
   auto e = errors_of(dir, std::string(kValid) + "\n[optimiser]\nlr = 0.1\n");
   ASSERT_EQ(e.size(), 1u);
-  EXPECT_EQ(e[0], file() + ":13:2: error: unknown table [optimiser]; did you mean [optimizer]?");
+  EXPECT_EQ(e[0], file() + ":12:2: error: unknown table [optimiser]; did you mean [optimizer]?");
 }
 
 TEST_F(ConfigErrorsTest, UnknownKeySuggestsClosest) {
   auto e = errors_of(dir, std::string(kValid) + "\n[loader]\nbatchsize = 32\n");
   ASSERT_EQ(e.size(), 1u);
-  EXPECT_EQ(e[0], file() + ":14:1: error: unknown key 'batchsize' in [loader]; did you mean 'batch_size'?");
+  EXPECT_EQ(e[0], file() + ":13:1: error: unknown key 'batchsize' in [loader]; did you mean 'batch_size'?");
 }
 
 TEST_F(ConfigErrorsTest, UnknownPluginKeyNamesThePlugin) {
@@ -107,21 +107,21 @@ TEST_F(ConfigErrorsTest, WrongType) {
 TEST_F(ConfigErrorsTest, OutOfRange) {
   auto e = errors_of(dir, std::string(kValid) + "\n[loader]\nbatch_size = 0\n");
   ASSERT_EQ(e.size(), 1u);
-  EXPECT_EQ(e[0], file() + ":14:14: error: 'batch_size' in [loader] is 0, out of range: expected between 1 and 1048576");
+  EXPECT_EQ(e[0], file() + ":13:14: error: 'batch_size' in [loader] is 0, out of range: expected between 1 and 1048576");
 }
 
 TEST_F(ConfigErrorsTest, InvalidChoiceSuggests) {
   auto e = errors_of(dir, std::string(kValid) + "\n[optimizer]\nname = \"adam\"\n");
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0], file() +
-                      ":14:8: error: 'name' in [optimizer] is \"adam\"; expected one of: sgd, adamw (did you mean "
+                      ":13:8: error: 'name' in [optimizer] is \"adam\"; expected one of: sgd, adamw (did you mean "
                       "\"adamw\"?)");
 }
 
 TEST_F(ConfigErrorsTest, MissingRequiredKey) {
   auto e = errors_of(dir, std::string(kValid) + "\n[cache]\nplugin = \"fixture-required\"\n");
   ASSERT_EQ(e.size(), 1u);
-  EXPECT_EQ(e[0], file() + ":13:1: error: missing required key 'level' in [cache] (plugin 'fixture-required') (int): "
+  EXPECT_EQ(e[0], file() + ":12:1: error: missing required key 'level' in [cache] (plugin 'fixture-required') (int): "
                            "compression level");
 }
 

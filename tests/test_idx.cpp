@@ -39,18 +39,18 @@ TEST(Idx, ReadsImagesAndLabels) {
   labels += std::string("\x02\x00\x09", 3);
   write_gz(dir / "lab.gz", labels);
 
-  const idx::IdxArray img = idx::read_idx_gz(dir / "img.gz");
+  const idx::IdxArray img = idx::read_idx_gz(dir / "img.gz", idx::kImagesMagic);
   EXPECT_EQ(img.dims, (std::vector<int64_t>{3, 2, 2}));
   ASSERT_EQ(img.data.size(), 12u);
   EXPECT_EQ(img.data[5], 35u);
-  const idx::IdxArray lab = idx::read_idx_gz(dir / "lab.gz");
+  const idx::IdxArray lab = idx::read_idx_gz(dir / "lab.gz", idx::kLabelsMagic);
   EXPECT_EQ(lab.dims, (std::vector<int64_t>{3}));
   EXPECT_EQ(lab.data, (std::vector<uint8_t>{2, 0, 9}));
 }
 
 void expect_error(const fs::path& file, const std::string& fragment) {
   try {
-    idx::read_idx_gz(file);
+    idx::read_idx_gz(file, idx::kImagesMagic);
     ADD_FAILURE() << "no error for " << file;
   } catch (const std::exception& e) {
     const std::string what = e.what();
@@ -71,7 +71,25 @@ TEST(Idx, RejectsTruncatedBadMagicAndMissingFiles) {
   magic[0] = 0x7f;
   write_gz(dir / "magic.gz", magic);
   expect_error(dir / "magic.gz", "magic");
-  expect_error(dir / "missing.gz", "missing.gz");
+  expect_error(dir / "missing.gz", "cannot open");
+  write_gz(dir / "labels-as-images.gz", std::string("\0\0\x08\x01\0\0\0\x01\x05", 9));
+  expect_error(dir / "labels-as-images.gz", "bad magic");
+}
+
+TEST(Idx, CountMismatchBetweenImagesAndLabels) {
+  TempDir dir;
+  write_gz(dir / "img.gz", images(3, 2, 2, 12));
+  std::string labels;
+  put_be32(labels, 0x00000801);
+  put_be32(labels, 2);
+  labels += std::string("\x01\x02", 2);
+  write_gz(dir / "lab.gz", labels);
+  try {
+    idx::read_labeled_images_gz(dir / "img.gz", dir / "lab.gz");
+    ADD_FAILURE() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("IDX count mismatch"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -20,14 +20,23 @@ namespace {
 
 const std::string kSynthetic = std::string(LOOM_TEST_SOURCE_DIR) + "/tests/configs/synthetic.toml";
 
+// model.pt as written by Module::save: tensors by name, child modules as nested archives.
+void collect(torch::serialize::InputArchive& archive, const std::string& prefix, std::map<std::string, at::Tensor>& out) {
+  for (const auto& key : archive.keys()) {
+    at::Tensor t;
+    torch::serialize::InputArchive child;
+    if (archive.try_read(key, t))
+      out[prefix + key] = t;
+    else if (archive.try_read(key, child))
+      collect(child, prefix + key + ".", out);
+  }
+}
+
 std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
   torch::serialize::InputArchive archive;
   archive.load_from(file.string());
   std::map<std::string, at::Tensor> out;
-  for (const auto& key : archive.keys()) {
-    at::Tensor t;
-    if (archive.try_read(key, t)) out[key] = t;
-  }
+  collect(archive, "", out);
   return out;
 }
 

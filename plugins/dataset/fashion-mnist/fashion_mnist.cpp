@@ -1,0 +1,227 @@
+#include "fashion_mnist.h"
+
+#include "idx.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <sstream>
+#include <stdexcept>
+
+namespace loom::builtin {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kClasses = 10;
+constexpr int64_t kSide = 28;
+// Per-pixel mean and standard deviation of the training images, in [0, 1] units.
+constexpr double kMean = 0.2860;
+constexpr double kStd = 0.3530;
+
+constexpr const char* kFiles[] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+
+[[noreturn]] void missing(const fs::path& path, const char* what) {
+  throw std::runtime_error(std::string("fashion-mnist: ") + what + " '" + path.string() +
+                           "' does not exist; install Debian's dataset-fashion-mnist package or set "
+                           "[dataset] root to the directory holding the four *-ubyte.gz files");
+}
+
+// Source identity for the fingerprint: a changed file changes its size or mtime.
+std::string describe_file(const fs::path& path) {
+  const auto mtime = std::chrono::file_clock::to_sys(fs::last_write_time(path)).time_since_epoch();
+  std::ostringstream out;
+  out << fs::absolute(path).string() << ':' << fs::file_size(path) << ':'
+      << std::chrono::duration_cast<std::chrono::nanoseconds>(mtime).count();
+  return out.str();
+}
+
+void check_pair(const idx::LabeledImages& pair, const fs::path& images) {
+  if (pair.images.dims[1] != kSide || pair.images.dims[2] != kSide)
+    throw std::runtime_error("fashion-mnist: '" + images.string() + "' holds " +
+                             std::to_string(pair.images.dims[1]) + "x" + std::to_string(pair.images.dims[2]) +
+                             " images, expected 28x28");
+  for (uint8_t label : pair.labels.data)
+    if (label >= kClasses)
+      throw std::runtime_error("fashion-mnist: label " + std::to_string(label) +
+                               " out of range 0..9 in the labels of '" + images.string() + "'");
+}
+
+at::Tensor sorted(const at::Tensor& indices) { return std::get<0>(indices.sort()); }
+
+}  // namespace
+
+FeatureInfo FashionMnist::info() {
+  return {
+      .name = "fashion-mnist",
+      .version = "1.0.0",
+      .summary = "Zalando's Fashion-MNIST: 28x28 grey clothing images in 10 classes (70000 samples)",
+      .params = {
+          ParamSpec::path("root", "/usr/share/datasets/fashion-mnist")
+              .doc("directory holding the four gzipped IDX files"),
+          ParamSpec::integer("labeled_per_class", 0).at_least(0)
+              .doc("labeled training samples per class; 0 uses labeled_fraction instead"),
+          ParamSpec::real("labeled_fraction", 1.0).range(0.0, 1.0)
+              .doc("fraction of the non-validation training samples that keep their labels"),
+          ParamSpec::integer("val_size", 5000).at_least(0)
+              .doc("training samples held out for validation"),
+          ParamSpec::choice("normalize", "standard", {"standard", "unit", "none"})
+              .doc("standard: (x/255 - 0.2860)/0.3530; unit: x/255; none: raw 0..255"),
+          ParamSpec::boolean("augment", false)
+              .doc("random crop (zero-padded by pad) and horizontal flip during training"),
+          ParamSpec::integer("pad", 2).range(0, 8).doc("padding in pixels of the random crop"),
+          ParamSpec::integer("split_seed", 0)
+              .doc("seeds the labeled/unlabeled/val partition (independent of the run seed)"),
+      },
+  };
+}
+
+FashionMnist::FashionMnist(const CreateContext& ctx)
+    : normalize_(ctx.params.str("normalize")),
+      augment_(ctx.params.boolean("augment")),
+      pad_(ctx.params.integer("pad")) {
+  const auto started = std::chrono::steady_clock::now();
+  const fs::path root = ctx.params.str("root");
+  if (!fs::is_directory(root)) missing(root, "root directory");
+  fs::path files[4];
+  for (int i = 0; i < 4; ++i) {
+    files[i] = root / kFiles[i];
+    if (!fs::is_regular_file(files[i])) missing(files[i], "file");
+  }
+
+  // Inflating the two image files dominates start-up; do the test pair alongside the train pair.
+  auto test_future = std::async(std::launch::async, [&] { return idx::read_labeled_images_gz(files[2], files[3]); });
+  const idx::LabeledImages train = idx::read_labeled_images_gz(files[0], files[1]);
+  const idx::LabeledImages test = test_future.get();
+  check_pair(train, files[0]);
+  check_pair(test, files[2]);
+
+  const int64_t n_train = train.images.dims[0];
+  const int64_t n_test = test.images.dims[0];
+  images_ = at::empty({n_train + n_test, 1, kSide, kSide}, at::kByte);
+  std::memcpy(images_.data_ptr<uint8_t>(), train.images.data.data(), train.images.data.size());
+  std::memcpy(images_.data_ptr<uint8_t>() + train.images.data.size(), test.images.data.data(),
+              test.images.data.size());
+  labels_ = at::empty({n_train + n_test}, at::kByte);
+  std::memcpy(labels_.data_ptr<uint8_t>(), train.labels.data.data(), n_train);
+  std::memcpy(labels_.data_ptr<uint8_t>() + n_train, test.labels.data.data(), n_test);
+  labels_ = labels_.to(at::kLong);
+
+  if (normalize_ == "standard") {
+    scale_ = 1.0 / (255.0 * kStd);
+    shift_ = -kMean / kStd;
+  } else if (normalize_ == "unit") {
+    scale_ = 1.0 / 255.0;
+  }
+
+  make_splits(ctx.params, n_train);
+
+  std::ostringstream fp;
+  fp << "fashion-mnist/" << info().version << ";normalize=" << normalize_;
+  for (const fs::path& file : files) fp << ";" << describe_file(file);
+  fingerprint_ = fp.str();
+
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::ostringstream msg;
+  msg << "fashion-mnist: " << size() << " samples from " << root.string() << " in " << seconds
+      << " s; labeled " << labeled_.size(0) << ", unlabeled " << unlabeled_.size(0) << ", val " << val_.size(0)
+      << ", test " << test_.size(0);
+  ctx.run.logger().info(msg.str());
+}
+
+void FashionMnist::make_splits(const Params& params, int64_t n_train) {
+  const int64_t val_size = params.integer("val_size");
+  const int64_t per_class = params.integer("labeled_per_class");
+  if (val_size >= n_train)
+    throw std::runtime_error("fashion-mnist: val_size=" + std::to_string(val_size) +
+                             " leaves no training samples (the train set has " + std::to_string(n_train) + ")");
+
+  // A generator of its own, so the partition depends on split_seed only, never on the run seed.
+  at::Generator generator =
+      at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(params.integer("split_seed")));
+  const at::Tensor order = at::randperm(n_train, generator, at::kLong);
+  val_ = sorted(order.narrow(0, 0, val_size));
+  const at::Tensor rest = order.narrow(0, val_size, n_train - val_size);
+
+  at::Tensor labeled = at::zeros({rest.size(0)}, at::kBool);
+  if (per_class > 0) {
+    // Stratified: the first per_class samples of each class in the seeded order.
+    const at::Tensor rest_labels = labels_.index_select(0, rest);
+    for (int64_t c = 0; c < kClasses; ++c) {
+      const at::Tensor positions = (rest_labels == c).nonzero().squeeze(1);
+      if (positions.size(0) < per_class)
+        throw std::runtime_error("fashion-mnist: labeled_per_class=" + std::to_string(per_class) + " but class " +
+                                 spec().class_names[c] + " has only " + std::to_string(positions.size(0)) +
+                                 " training samples outside the " + std::to_string(val_size) +
+                                 " validation samples");
+      labeled.index_fill_(0, positions.narrow(0, 0, per_class), true);
+    }
+  } else {
+    const auto count = static_cast<int64_t>(std::llround(params.real("labeled_fraction") * rest.size(0)));
+    labeled.narrow(0, 0, count).fill_(true);
+  }
+  labeled_ = sorted(rest.masked_select(labeled));
+  unlabeled_ = sorted(rest.masked_select(labeled.logical_not()));
+  test_ = at::arange(n_train, size(), at::kLong);
+}
+
+SampleSpec FashionMnist::spec() const {
+  return {.shape = {1, kSide, kSide},
+          .dtype = at::kFloat,
+          .num_classes = kClasses,
+          .class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                          "Bag", "Ankle boot"}};
+}
+
+int64_t FashionMnist::size() const { return images_.size(0); }
+
+at::Tensor FashionMnist::indices(Split split) const {
+  switch (split) {
+    case Split::Labeled: return labeled_;
+    case Split::Unlabeled: return unlabeled_;
+    case Split::Val: return val_;
+    case Split::Test: return test_;
+  }
+  throw std::invalid_argument("fashion-mnist: unknown split");
+}
+
+at::Tensor FashionMnist::labels() const { return labels_; }
+
+at::Tensor FashionMnist::load(const at::Tensor& indices) const {
+  if (indices.scalar_type() != at::kLong || indices.dim() != 1)
+    throw std::invalid_argument("fashion-mnist: load() wants a 1-D int64 index tensor");
+  at::Tensor batch = images_.index_select(0, indices).to(at::kFloat);
+  if (normalize_ != "none") batch.mul_(scale_).add_(shift_);
+  return batch;
+}
+
+std::string FashionMnist::fingerprint() const { return fingerprint_; }
+
+at::Tensor FashionMnist::augment(const at::Tensor& batch, at::Generator& generator) const {
+  if (!augment_ || batch.size(0) == 0) return batch;
+  const int64_t n = batch.size(0), c = batch.size(1), h = batch.size(2), w = batch.size(3);
+  const int64_t padded_w = w + 2 * pad_;
+  const at::Tensor flip = at::randint(0, 2, {n, 1}, generator).to(at::kBool);
+  const at::Tensor dy = at::randint(0, 2 * pad_ + 1, {n, 1}, generator);
+  const at::Tensor dx = at::randint(0, 2 * pad_ + 1, {n, 1}, generator);
+
+  // One gather does crop and flip for the whole batch: per sample, the source pixel of every output pixel.
+  const at::Tensor cols_forward = at::arange(w, at::kLong);
+  const at::Tensor rows = dy + at::arange(h, at::kLong);                                    // [n, h]
+  const at::Tensor cols = dx + at::where(flip, cols_forward.flip(0), cols_forward);        // [n, w]
+  const at::Tensor source = (rows.unsqueeze(2) * padded_w + cols.unsqueeze(1)).view({n, 1, h * w});
+
+  // The border takes the value a black pixel has after normalisation, as if padded before it.
+  const at::Tensor padded = pad_ > 0 ? at::constant_pad_nd(batch, {pad_, pad_, pad_, pad_}, shift_) : batch;
+  return padded.reshape({n, c, -1})
+      .gather(2, source.expand({n, c, h * w}).to(batch.device()))
+      .view({n, c, h, w});
+}
+
+}  // namespace loom::builtin
