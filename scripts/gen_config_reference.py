@@ -4,7 +4,9 @@ schemas the host validates against.
 
     python3 scripts/gen_config_reference.py build/bin/loom > docs/config-reference.md
 
-tests/ checks that the committed file equals this script's output."""
+    python3 scripts/gen_config_reference.py build/bin/loom --check docs/config-reference.md
+
+The second form (a ctest) fails when the committed file differs from what the schemas say."""
 import json
 import subprocess
 import sys
@@ -54,7 +56,13 @@ def table(params):
 
 
 def main():
-    loom = sys.argv[1] if len(sys.argv) > 1 else "build/bin/loom"
+    args = sys.argv[1:]
+    check = None
+    if "--check" in args:
+        i = args.index("--check")
+        check = args[i + 1]
+        del args[i:i + 2]
+    loom = args[0] if args else "build/bin/loom"
     env_free = {k: v for k, v in __import__("os").environ.items() if k != "LOOM_PLUGIN_PATH"}
     data = json.loads(subprocess.run([loom, "plugins", "--json"], check=True, capture_output=True, text=True,
                                      env=env_free).stdout)
@@ -67,7 +75,8 @@ def main():
            "directory (against the working directory for `--set` values and for defaults). Unknown tables and",
            "keys are errors, with the closest valid name suggested.", ""]
     out += ["## Host tables", ""]
-    for name, params in data["builtin_tables"].items():
+    for name in sorted(data["builtin_tables"], key=lambda t: list(TABLE_DOCS).index(t) if t in TABLE_DOCS else 99):
+        params = data["builtin_tables"][name]
         out += [f"### `[{name}]`", "", TABLE_DOCS.get(name, ""), "", table(params)]
     out += ["## Plugin tables", "",
             "`[KIND]` with `plugin = \"NAME\"` plus that plugin's parameters. `[dataset]` and `[model]` are",
@@ -77,7 +86,15 @@ def main():
     for p in plugins:
         out += [f"### `[{p['kind']}] plugin = \"{p['name']}\"`", "",
                 f"{p['summary']} (version {p['version']}, library `{p['library']}`)", "", table(p["params"])]
-    sys.stdout.write("\n".join(out))
+    text = "\n".join(out)
+    if check is None:
+        sys.stdout.write(text)
+        return
+    with open(check, encoding="utf-8") as f:
+        if f.read() != text:
+            sys.exit(f"{check} is out of date with the plugin schemas; regenerate it with:\n"
+                     f"  python3 scripts/gen_config_reference.py {loom} > {check}")
+    print(f"{check}: up to date")
 
 
 if __name__ == "__main__":
