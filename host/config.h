@@ -48,7 +48,8 @@ class Config {
 
   const toml::table& root() const { return root_; }
   const std::filesystem::path& file() const { return file_; }
-  std::filesystem::path dir() const { return file_.parent_path(); }
+  /// The directory relative paths in the file resolve against ("." for a bare file name).
+  std::filesystem::path dir() const { return file_.has_parent_path() ? file_.parent_path() : std::filesystem::path("."); }
 
   SourcePos pos(const toml::source_region& region) const;
   /// Position of a key (its value's position; the override when --set replaced it).

@@ -176,6 +176,20 @@ TEST_F(ConfigErrorsTest, EveryErrorAtOnceInFileOrder) {
   EXPECT_NE(e[2].find(":6:11: error: 'classes' in [dataset] (plugin 'synthetic') is 1"), std::string::npos) << e[2];
 }
 
+TEST_F(ConfigErrorsTest, BareFileNameResolvesAgainstTheWorkingDirectory) {
+  write_file(dir / "c.toml", kValid);
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path());
+  try {
+    const auto resolved = host::resolve(Config::load("c.toml"), registry());
+    EXPECT_EQ(resolved.file, dir / "c.toml");
+  } catch (...) {
+    fs::current_path(cwd);
+    throw;
+  }
+  fs::current_path(cwd);
+}
+
 TEST_F(ConfigErrorsTest, PathsResolveAgainstTheConfigFile) {
   write_file(dir / "c.toml", "[run]\noutput_dir = \"out\"\n[dataset]\nplugin = \"synthetic\"\n[model]\nplugin = \"mlp\"\n");
   const auto resolved = host::resolve(Config::load(dir / "c.toml"), registry());
