@@ -67,6 +67,13 @@ void write_checkpoint(const fs::path& file, torch::nn::Module& model, torch::opt
   archive.write("rng/cpu", s.cpu_rng);
   write_state(archive, "precision", s.precision);
   write_state(archive, "accumulation", s.accumulation);
+  StateDict grads;
+  for (size_t i = 0; i < s.pending_grads.size(); ++i)
+    if (s.pending_grads[i].defined()) grads[std::to_string(i)] = s.pending_grads[i];
+  if (!s.pending_grads.empty()) {
+    archive.write("pending_grads/count", c10::IValue(static_cast<int64_t>(s.pending_grads.size())));
+    write_state(archive, "pending_grads", grads);
+  }
   atomic_save(file, archive);
 }
 
@@ -95,6 +102,12 @@ CheckpointState read_checkpoint_state(const fs::path& file) {
   archive.read("rng/cpu", s.cpu_rng);
   s.precision = read_state(archive, "precision");
   s.accumulation = read_state(archive, "accumulation");
+  c10::IValue count;
+  if (archive.try_read("pending_grads/count", count)) {
+    const StateDict grads = read_state(archive, "pending_grads");
+    s.pending_grads.resize(static_cast<size_t>(count.toInt()));
+    for (const auto& [k, v] : grads) s.pending_grads.at(std::stoul(k)) = v;
+  }
   return s;
 }
 

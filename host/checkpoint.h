@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace loom::host {
 
@@ -34,6 +35,9 @@ struct CheckpointState {
   TrainPosition position;
   StateDict precision, accumulation;
   at::Tensor cpu_rng;
+  /// Gradients accumulated but not yet applied (a checkpoint inside a group, or a remainder carried into
+  /// the next epoch), in model.parameters() order; empty when none are pending.
+  std::vector<at::Tensor> pending_grads;
 };
 
 void write_checkpoint(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,

@@ -15,7 +15,17 @@ namespace loom::host {
 namespace {
 
 nlohmann::json value_json(const Value& v) {
-  return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+  return std::visit(
+      [](const auto& x) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, IntMap>) {
+          nlohmann::json j = nlohmann::json::object();  // keys as strings, as in TOML
+          for (const auto& [k, value] : x) j[std::to_string(k)] = value;
+          return j;
+        } else {
+          return nlohmann::json(x);
+        }
+      },
+      v);
 }
 
 std::string value_text(const Value& v) {

@@ -239,6 +239,31 @@ class TableChecker {
         }
         return Value{s};
       }
+      case ParamType::IntMap: {
+        const toml::table* t = node.as_table();
+        if (!t) return wrong_type("an inline table of integer keys to integers, e.g. { 0 = 1, 4 = 2 }");
+        IntMap map;
+        for (auto&& [k, v] : *t) {
+          const std::string key(k.str());
+          int64_t parsed = -1;
+          try {
+            size_t used = 0;
+            parsed = std::stoll(key, &used);
+            if (used != key.size()) parsed = -1;
+          } catch (const std::exception&) {
+            parsed = -1;
+          }
+          if (parsed < 0) {
+            error(p, where + " has key '" + key + "'; keys must be non-negative integers, e.g. { 0 = 1, 4 = 2 }");
+            return std::nullopt;
+          }
+          if (!v.is_integer()) return wrong_type("an inline table of integer keys to integers, e.g. { 0 = 1, 4 = 2 }");
+          const int64_t value = v.as_integer()->get();
+          if (!check_range(p, where + " value at key " + key, spec, static_cast<double>(value))) return std::nullopt;
+          map[parsed] = value;
+        }
+        return Value{map};
+      }
       case ParamType::IntList:
       case ParamType::FloatList:
       case ParamType::StringList: {
@@ -392,9 +417,14 @@ static toml::table params_table(const Params& params) {
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t> || std::is_same_v<T, double> ||
-                        std::is_same_v<T, std::string>)
+                        std::is_same_v<T, std::string>) {
             t.insert_or_assign(k, x);
-          else
+          } else if constexpr (std::is_same_v<T, IntMap>) {
+            toml::table m;
+            m.is_inline(true);
+            for (const auto& [key, value] : x) m.insert_or_assign(std::to_string(key), value);
+            t.insert_or_assign(k, std::move(m));
+          } else
             t.insert_or_assign(k, to_array(v));
         },
         v);

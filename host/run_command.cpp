@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "config.h"
 #include "log.h"
+#include "memory.h"
 #include "metrics.h"
 #include "registry.h"
 #include "resolve.h"
@@ -160,6 +161,7 @@ int run_command(const RunOptions& options) {
     const int threads = requested_threads > 0 ? static_cast<int>(requested_threads)
                                               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     at::set_num_threads(threads);
+    CpuMemoryTracker::install();  // before any data is loaded: peak_memory_mb and micro-batch probes
     const c10::Device device = resolve_device(config.run.str("device"));
     const uint64_t seed = static_cast<uint64_t>(config.run.integer("seed"));
     torch::manual_seed(seed);

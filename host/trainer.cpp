@@ -1,6 +1,7 @@
 #include "trainer.h"
 
 #include "loader.h"
+#include "memory.h"
 #include "optim.h"
 
 #include <ATen/ATen.h>
@@ -70,6 +71,35 @@ void check_view(const View& view, int64_t dataset_size, const char* what) {
                                 " entries for " + std::to_string(n) + " indices");
 }
 
+/// Gradients not yet applied, in parameters() order (for a checkpoint inside a group or before a carry).
+std::vector<at::Tensor> pending_grads(torch::nn::Module& model) {
+  std::vector<at::Tensor> grads;
+  bool any = false;
+  for (const auto& p : model.parameters()) {
+    grads.push_back(p.grad().defined() ? p.grad().detach().clone() : at::Tensor());
+    any = any || p.grad().defined();
+  }
+  if (!any) grads.clear();
+  return grads;
+}
+
+void restore_grads(torch::nn::Module& model, const std::vector<at::Tensor>& grads) {
+  auto params = model.parameters();
+  if (grads.empty()) return;
+  if (grads.size() != params.size())
+    throw std::runtime_error("checkpoint holds " + std::to_string(grads.size()) + " pending gradients for a model with " +
+                             std::to_string(params.size()) + " parameters");
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (grads[i].defined()) params[i].mutable_grad() = grads[i].to(params[i].device());
+}
+
+std::vector<std::shared_ptr<torch::nn::Module>> batchnorm_modules(torch::nn::Module& model) {
+  std::vector<std::shared_ptr<torch::nn::Module>> out;
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (m->name().find("BatchNorm") != std::string::npos) out.push_back(m);
+  return out;
+}
+
 nlohmann::json to_json(const MetricValue& v) {
   return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
 }
@@ -118,7 +148,7 @@ std::vector<EpochPlan> Trainer::plan_epochs(int64_t epochs, const std::vector<in
   for (int64_t e = 0; e < epochs; ++e) {
     EpochPlan plan;
     try {
-      plan = plugins_.accumulation->plan(PlanRequest{e, sizes, steps});
+      plan = plugins_.accumulation->plan(PlanRequest{e, epochs, sizes, steps});
     } catch (const std::exception& ex) {
       throw PluginError(who + " failed in plan: " + ex.what());
     }
@@ -151,12 +181,26 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   const c10::Device device = context_.device();
 
   auto optimizer = make_optimizer(config_.optimizer, model.parameters());
-  const int64_t batch = plugins_.accumulation->micro_batch_size(config_.loader.integer("batch_size"));
-  if (batch <= 0) throw PluginError("accumulation plugin chose a micro-batch size of " + std::to_string(batch));
+  const std::string accumulation_name = config_.plugins.at(Kind::Accumulation).feature->info.name;
+  // A resumed stage gives the accumulation plugin its state first: a micro-batch it probed must not be
+  // probed again (and possibly differently).
+  if (resume_ && resume_->position.stage == request.stage)
+    plugins_.accumulation->load_state_dict(resume_->accumulation);
+  int64_t batch = 0;
+  try {
+    batch = plugins_.accumulation->micro_batch_size(config_.loader.integer("batch_size"),
+                                                    [&](int64_t size) { return probe_micro_batch(model, view, size); });
+  } catch (const std::exception& e) {
+    throw PluginError("accumulation plugin '" + accumulation_name + "' failed choosing the micro-batch size: " + e.what());
+  }
+  if (batch <= 0)
+    throw PluginError("accumulation plugin '" + accumulation_name + "' chose a micro-batch size of " + std::to_string(batch));
   const std::vector<int64_t> sizes = micro_batch_sizes(n, batch);
   int64_t total_steps = 0;
   const std::vector<EpochPlan> plans = plan_epochs(epochs, sizes, &total_steps);
   const LrSchedule schedule(config_.lr_schedule, config_.optimizer.real("lr"), total_steps);
+  const auto batchnorms = batchnorm_modules(model);
+  apply_batchnorm_policy(batchnorms, plans, batch);
 
   TrainPosition pos;
   pos.stage = request.stage;
@@ -164,9 +208,9 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   if (resume_) {
     if (resume_->position.stage == request.stage) {
       restore_checkpoint(checkpoint_file(), model, *optimizer);
+      restore_grads(model, resume_->pending_grads);
       pos = resume_->position;
       plugins_.precision->load_state_dict(resume_->precision);
-      plugins_.accumulation->load_state_dict(resume_->accumulation);
       set_cpu_rng_state(resume_->cpu_rng);
       context_.logger().info("resuming stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) +
                              ", micro-batch " + std::to_string(pos.next_micro) + " (" +
@@ -198,9 +242,13 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     Loader loader(data, labels_, view, order, pos.next_micro, loader_options);
 
     model.train();
+    if (freeze_batchnorm_)
+      for (const auto& bn : batchnorms) bn->eval();  // normalise with running statistics, never update them
+    if (CpuMemoryTracker::installed()) CpuMemoryTracker::reset_peak();
     at::Tensor loss_sum = at::full({}, pos.loss_sum, dev_opts);
     at::Tensor correct = at::full({}, pos.correct, dev_opts);
     const int64_t samples_before = pos.samples;
+    const int64_t steps_at_epoch_start = pos.optimizer_steps;
     const auto epoch_start = Clock::now();
     char label[96];
     std::snprintf(label, sizeof label, "[%s] epoch %lld/%lld", request.stage.c_str(),
@@ -210,7 +258,7 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     for (size_t g = static_cast<size_t>(pos.next_group); g < plan.groups.size(); ++g) {
       const StepGroup& group = plan.groups[g];
       for (; pos.next_micro < group.first; ++pos.next_micro) loader.next();  // not in any group: skipped
-      for (int64_t k = 0; k < group.count; ++k) {
+      for (int64_t k = pos.next_micro - group.first; k < group.count; ++k) {
         std::optional<Batch> b = loader.next();
         if (!b) throw std::logic_error("loader ended before the plan did");
         at::Tensor per_sample;
@@ -228,6 +276,10 @@ void Trainer::train(Model& model, const TrainRequest& request) {
         correct += correct_count(logits.detach(), b->y).to(at::kDouble);
         pos.samples += b->size;
         ++pos.next_micro;
+        if (k + 1 < group.count && stop_requested()) {  // inside a group: the pending gradients are saved too
+          progress_.finish();
+          interrupt(model, *optimizer, pos, loss_sum, correct, epoch_start);
+        }
       }
       if (group.step) {
         schedule.apply(*optimizer, pos.optimizer_steps);
@@ -239,16 +291,9 @@ void Trainer::train(Model& model, const TrainRequest& request) {
       progress_.update(pos.next_micro, pos.samples - samples_before, [&] {
         return loss_sum.item<double>() / static_cast<double>(std::max<int64_t>(pos.samples, 1));
       });
-      // Stop only where no gradients are pending (after a step), so the checkpoint holds everything.
-      if (group.step && stop_requested() && pos.next_group < static_cast<int64_t>(plan.groups.size())) {
+      if (stop_requested() && pos.next_group < static_cast<int64_t>(plan.groups.size())) {
         progress_.finish();
-        pos.loss_sum = loss_sum.item<double>();
-        pos.correct = correct.item<double>();
-        pos.train_seconds += seconds_since(epoch_start);
-        write_checkpoint(checkpoint_file(), model, *optimizer,
-                         {pos, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state()});
-        throw Interrupted("stopped in stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) +
-                          ", micro-batch " + std::to_string(pos.next_micro) + "; checkpoint written");
+        interrupt(model, *optimizer, pos, loss_sum, correct, epoch_start);
       }
     }
     progress_.finish();
@@ -267,6 +312,10 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     record["samples_per_second"] = static_cast<double>(pos.samples) / std::max(epoch_seconds, 1e-9);
     record["epoch_seconds"] = epoch_seconds;
     record["threads"] = context_.threads();
+    record["micro_batch_size"] = batch;
+    record["optimizer_steps_in_epoch"] = pos.optimizer_steps - steps_at_epoch_start;
+    if (CpuMemoryTracker::installed() && device.is_cpu())
+      record["peak_memory_mb"] = static_cast<double>(CpuMemoryTracker::peak_bytes()) / (1024.0 * 1024.0);
     const View val = split(Split::Val);
     if (val.indices.numel() > 0) {
       const EvalResult r = evaluate(model, val);
@@ -294,10 +343,90 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     TrainPosition saved = pos;
     if (!saved.stage_done) ++saved.epoch;
     write_checkpoint(checkpoint_file(), model, *optimizer,
-                     {saved, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state()});
+                     {saved, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state(),
+                      pending_grads(model)});
     if (stop_requested() && !saved.stage_done)
       throw Interrupted("stopped in stage '" + pos.stage + "' after epoch " + std::to_string(pos.epoch + 1) +
                         "; checkpoint written");
+  }
+}
+
+void Trainer::interrupt(Model& model, torch::optim::Optimizer& optimizer, TrainPosition& pos, const at::Tensor& loss_sum,
+                        const at::Tensor& correct, std::chrono::steady_clock::time_point epoch_start) {
+  pos.loss_sum = loss_sum.item<double>();
+  pos.correct = correct.item<double>();
+  pos.train_seconds += seconds_since(epoch_start);
+  write_checkpoint(checkpoint_file(), model, optimizer,
+                   {pos, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state(),
+                    pending_grads(model)});
+  throw Interrupted("stopped in stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) + ", micro-batch " +
+                    std::to_string(pos.next_micro) + "; checkpoint written");
+}
+
+std::optional<int64_t> Trainer::probe_micro_batch(Model& model, const View& view, int64_t size) {
+  const int64_t n = view.indices.size(0);
+  if (size <= 0) return std::nullopt;
+  size = std::min(size, n);
+  const c10::Device device = context_.device();
+  const at::Tensor positions = at::arange(size, at::kLong);
+  const at::Tensor indices = view.indices.index_select(0, positions);
+  at::Tensor x = plugins_.dataset->load(indices).to(device);
+  at::Tensor y = (view.targets.defined() ? view.targets.index_select(0, positions) : labels_.index_select(0, indices)).to(device);
+  // The probe must leave no trace: BatchNorm statistics, gradients and the dropout RNG are restored.
+  std::vector<at::Tensor> buffers;
+  for (const auto& b : model.buffers()) buffers.push_back(b.detach().clone());
+  const at::Tensor rng = cpu_rng_state();
+  const bool was_training = model.is_training();
+  model.train();
+  std::optional<int64_t> result;
+  const int64_t before = CpuMemoryTracker::current_bytes();
+  if (CpuMemoryTracker::installed()) CpuMemoryTracker::reset_peak();
+  try {
+    at::Tensor loss;
+    {
+      auto scope = plugins_.precision->forward_scope(device);
+      loss = per_sample_loss(model.forward(x), y).mean();
+    }
+    loss.backward();
+    result = device.is_cpu() && CpuMemoryTracker::installed() ? CpuMemoryTracker::peak_bytes() - before : 0;
+  } catch (const c10::OutOfMemoryError&) {
+    result.reset();
+  }
+  model.zero_grad();
+  model.train(was_training);
+  torch::NoGradGuard no_grad;
+  auto live = model.buffers();
+  for (size_t i = 0; i < live.size(); ++i) live[i].copy_(buffers[i]);
+  set_cpu_rng_state(rng);
+  context_.logger().debug("micro-batch probe: " + std::to_string(size) + " samples → " +
+                          (result ? std::to_string(*result / (1024 * 1024)) + " MiB" : std::string("out of memory")));
+  return result;
+}
+
+void Trainer::apply_batchnorm_policy(const std::vector<std::shared_ptr<torch::nn::Module>>& batchnorms,
+                                     const std::vector<EpochPlan>& plans, int64_t micro_batch) {
+  freeze_batchnorm_ = false;
+  if (batchnorms.empty()) return;
+  bool accumulates = false;
+  for (const auto& plan : plans)
+    for (const auto& g : plan.groups) accumulates = accumulates || g.count > 1 || !g.step;
+  if (!accumulates) return;
+  const std::string name = config_.plugins.at(Kind::Accumulation).feature->info.name;
+  const std::string what = "the model has " + std::to_string(batchnorms.size()) +
+                           " BatchNorm layer(s) and accumulation plugin '" + name +
+                           "' groups micro-batches: BatchNorm still normalises each micro-batch of " +
+                           std::to_string(micro_batch) + " samples alone (accumulation does not enlarge its batch statistics)";
+  switch (plugins_.accumulation->batchnorm_policy()) {
+    case Accumulation::BatchNormPolicy::Warn:
+      if (!warned_batchnorm_) context_.logger().warn(what + "; set bn = \"freeze\" to use running statistics instead, or bn = \"error\" to refuse");
+      warned_batchnorm_ = true;
+      break;
+    case Accumulation::BatchNormPolicy::Freeze:
+      freeze_batchnorm_ = true;
+      context_.logger().info(what + "; bn = \"freeze\": BatchNorm layers run in eval mode (running statistics, not updated)");
+      break;
+    case Accumulation::BatchNormPolicy::Error:
+      throw std::runtime_error(what + ". [accumulation] bn = \"error\" refuses this; use bn = \"freeze\" or \"warn\", or a model without BatchNorm");
   }
 }
 

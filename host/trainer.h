@@ -13,6 +13,7 @@
 #include <loom/precision.h>
 #include <loom/self_training.h>
 
+#include <chrono>
 #include <optional>
 
 namespace loom::host {
@@ -55,6 +56,11 @@ class Trainer final : public TrainerServices {
   struct EvalSums;
   EvalSums run_eval(Model& model, const View& view, bool keep_probabilities);
   std::vector<EpochPlan> plan_epochs(int64_t epochs, const std::vector<int64_t>& sizes, int64_t* total_steps) const;
+  [[noreturn]] void interrupt(Model& model, torch::optim::Optimizer& optimizer, TrainPosition& pos, const at::Tensor& loss_sum,
+                              const at::Tensor& correct, std::chrono::steady_clock::time_point epoch_start);
+  std::optional<int64_t> probe_micro_batch(Model& model, const View& view, int64_t size);
+  void apply_batchnorm_policy(const std::vector<std::shared_ptr<torch::nn::Module>>& batchnorms,
+                              const std::vector<EpochPlan>& plans, int64_t micro_batch);
 
   const ResolvedConfig& config_;
   const Registry& registry_;
@@ -68,6 +74,7 @@ class Trainer final : public TrainerServices {
   int64_t round_ = 0;
   double train_samples_ = 0.0, train_seconds_ = 0.0;
   int64_t epochs_run_ = 0;
+  bool freeze_batchnorm_ = false, warned_batchnorm_ = false;
 };
 
 }  // namespace loom::host

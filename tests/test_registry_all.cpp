@@ -100,7 +100,7 @@ TEST_F(EveryPlugin, ModelsPrecisionsAccumulations) {
   }
   for (const host::Feature* af : registry.features(Kind::Accumulation)) {
     SCOPED_TRACE(af->info.name);
-    const EpochPlan plan = make<Accumulation>(*af)->plan(PlanRequest{0, {4, 4, 2}, 0});
+    const EpochPlan plan = make<Accumulation>(*af)->plan(PlanRequest{0, 1, {4, 4, 2}, 0});
     int64_t covered = 0;
     for (const auto& g : plan.groups) covered += g.count;
     EXPECT_EQ(covered, 3);

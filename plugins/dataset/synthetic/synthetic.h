@@ -23,6 +23,7 @@ class Synthetic final : public Dataset {
   at::Tensor augment(const at::Tensor& batch, at::Generator& generator) const override;
 
  private:
+  bool augment_;
   SampleSpec spec_;
   at::Tensor samples_;  // float [size, C, H, W], generated once
   at::Tensor labels_;   // int64 [size]

@@ -1,10 +1,9 @@
 #include "fp32.h"
 
+#include "../common/precision_common.h"
+
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
-#include <torch/nn/utils/clip_grad.h>
-
-#include <vector>
 
 namespace loom::builtin {
 namespace {
@@ -37,8 +36,8 @@ FeatureInfo Fp32::info() {
       .version = "1.0.0",
       .summary = "float32 training without autocast or loss scaling, with optional gradient clipping",
       .params = {
-          ParamSpec::real("max_grad_norm", 0.0).at_least(0.0)
-              .doc("clip the total L2 norm of the gradients to this value; 0 = no clipping"),
+          precision_common::max_grad_norm_param(),
+          precision_common::channels_last_param(),
           ParamSpec::boolean("tf32", false).doc("allow TF32 in cuBLAS and cuDNN (CUDA only)"),
           ParamSpec::choice("matmul_precision", "highest", {"highest", "high", "medium"})
               .doc("float32 matmul precision (at::globalContext().setFloat32MatmulPrecision)"),
@@ -48,11 +47,12 @@ FeatureInfo Fp32::info() {
 
 Fp32::Fp32(const CreateContext& ctx)
     : max_grad_norm_(ctx.params.real("max_grad_norm")),
+      channels_last_(ctx.params.boolean("channels_last")),
       tf32_(ctx.params.boolean("tf32")),
       matmul_precision_(ctx.params.str("matmul_precision")) {}
 
 void Fp32::prepare(torch::nn::Module& model, c10::Device device) {
-  (void)model;
+  if (channels_last_) precision_common::to_channels_last(model);
   // Process-wide switches: applied here, when the run starts training, not when `loom check` merely
   // constructs the plugin. The matmul precision goes first because it also sets cuBLAS's TF32 flag.
   at::Context& context = at::globalContext();
@@ -71,12 +71,7 @@ void Fp32::backward(const at::Tensor& loss) { loss.backward(); }
 
 StepResult Fp32::step(torch::optim::Optimizer& optimizer) {
   StepResult result;
-  if (max_grad_norm_ > 0.0) {
-    std::vector<at::Tensor> parameters;
-    for (const auto& group : optimizer.param_groups())
-      parameters.insert(parameters.end(), group.params().begin(), group.params().end());
-    result.grad_norm = torch::nn::utils::clip_grad_norm_(parameters, max_grad_norm_);
-  }
+  result.grad_norm = precision_common::clip_gradients(optimizer, max_grad_norm_);
   optimizer.step();
   return result;
 }

@@ -10,7 +10,9 @@
 #include <loom/state.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,7 @@ namespace loom {
 
 struct PlanRequest {
   int64_t epoch = 0;                         ///< 0-based epoch of the current training stage
+  int64_t epochs = 1;                        ///< epochs in the stage (a remainder cannot carry past the last)
   std::vector<int64_t> micro_batch_sizes;    ///< samples in each micro-batch of this epoch, in order
   int64_t optimizer_step = 0;                ///< optimizer steps taken before this epoch (this stage)
 };
@@ -41,9 +44,25 @@ class Accumulation {
   static constexpr Kind kKind = Kind::Accumulation;
   virtual ~Accumulation() = default;
 
-  /// The micro-batch size to load, given [loader] batch_size (a strategy may pick its own).
-  virtual int64_t micro_batch_size(int64_t configured) { return configured; }
+  /// Runs one forward + backward on a micro-batch of `size` samples of the training data (gradients are
+  /// discarded) and returns the peak memory it needed in bytes, or nullopt when it did not fit (CUDA
+  /// out-of-memory). On the CPU the peak is measured by the host's counting allocator.
+  using MicroBatchProbe = std::function<std::optional<int64_t>(int64_t size)>;
+
+  /// The micro-batch size to load, given [loader] batch_size (a strategy may pick its own, e.g. by
+  /// probing). Called once per training stage, before plan().
+  virtual int64_t micro_batch_size(int64_t configured, const MicroBatchProbe& probe) {
+    (void)probe;
+    return configured;
+  }
+  /// Must be a pure function of the request: the host calls it for every epoch up front (to size the LR
+  /// schedule) and again on resume. Micro-batch sizes are the same in every epoch of a stage.
   virtual EpochPlan plan(const PlanRequest& request) = 0;
+
+  /// What the host does when the model has BatchNorm layers and groups hold more than one micro-batch:
+  /// accumulation does not enlarge BatchNorm's batch statistics (each micro-batch normalises alone).
+  enum class BatchNormPolicy { Warn, Freeze, Error };
+  virtual BatchNormPolicy batchnorm_policy() const { return BatchNormPolicy::Warn; }
 
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& state) { (void)state; }

@@ -17,7 +17,7 @@
 
 namespace loom {
 
-enum class ParamType { Bool, Int, Float, String, Choice, Path, IntList, FloatList, StringList };
+enum class ParamType { Bool, Int, Float, String, Choice, Path, IntList, FloatList, StringList, IntMap };
 
 /// Human-readable type name, as used in error messages and `loom plugins NAME`.
 inline const char* to_string(ParamType t) {
@@ -31,14 +31,17 @@ inline const char* to_string(ParamType t) {
     case ParamType::IntList: return "int list";
     case ParamType::FloatList: return "float list";
     case ParamType::StringList: return "string list";
+    case ParamType::IntMap: return "int map";
   }
   return "?";
 }
 
 /// A parameter value. Choice and Path are carried as std::string; Path values reach the plugin already
-/// resolved against the directory of the config file that set them.
+/// resolved against the directory of the config file that set them. IntMap is a TOML inline table with
+/// non-negative integer keys, e.g. `by_epoch = { 0 = 1, 4 = 2 }`; min/max bound its values.
+using IntMap = std::map<int64_t, int64_t>;
 using Value = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
-                           std::vector<std::string>>;
+                           std::vector<std::string>, IntMap>;
 
 /// One parameter of a plugin's schema. Build with the named constructors and fluent setters:
 ///   ParamSpec::integer("steps", 4).range(1, 4096).doc("micro-batches per optimizer step")
@@ -75,6 +78,7 @@ struct ParamSpec {
   static ParamSpec string_list(std::string n, std::vector<std::string> d) {
     return make(std::move(n), ParamType::StringList, Value{std::move(d)});
   }
+  static ParamSpec int_map(std::string n, IntMap d) { return make(std::move(n), ParamType::IntMap, Value{std::move(d)}); }
 
   ParamSpec& required() { is_required = true; default_value.reset(); return *this; }
   ParamSpec& range(double lo, double hi) { min = lo; max = hi; return *this; }
