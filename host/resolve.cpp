@@ -31,7 +31,9 @@ const Schema& loader_schema() {
   static const Schema schema = {
       ParamSpec::integer("batch_size", 128).range(1, 1 << 20).doc("samples per micro-batch"),
       ParamSpec::integer("eval_batch_size", 1024).range(1, 1 << 20).doc("samples per batch in predict/evaluate"),
-      ParamSpec::integer("prefetch", 2).range(0, 64).doc("batches prepared ahead on a background thread; 0 = none"),
+      ParamSpec::integer("prefetch", -1)
+          .range(-1, 64)
+          .doc("batches prepared ahead on a background thread; 0 = none; -1 = auto (CUDA 2, CPU 0)"),
       ParamSpec::boolean("shuffle", true).doc("reshuffle the training order every epoch (seeded)"),
   };
   return schema;

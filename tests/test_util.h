@@ -11,7 +11,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
+#include <stdexcept>
+#include <stdlib.h>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -48,9 +49,10 @@ inline CommandResult loom(const std::string& args, const std::string& plugin_pat
 class TempDir {
  public:
   TempDir() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("loom-test-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
+    // mkdtemp: unique and created atomically (no random_device, no race between parallel tests).
+    std::string pattern = (fs::temp_directory_path() / "loom-test-XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed for " + pattern);
+    path_ = pattern;
   }
   ~TempDir() {
     std::error_code ec;

@@ -25,6 +25,7 @@ SETTINGS = [(256, 1), (64, 4), (16, 16)]
 
 def run(loom: Path, micro: int, steps: int, samples: int, threads: int, out: Path) -> dict:
     fraction = samples / 60000.0   # val_size = 0: the labeled split is drawn from all 60000
+    out.mkdir(parents=True, exist_ok=True)
     config = out / f"m{micro}.toml"
     config.write_text(f"""[run]
 name = "m{micro}"

@@ -256,7 +256,7 @@ output_dir = {json.dumps(str(out_dir))}
 
 [loader]
 batch_size = {args.batch_size}
-prefetch = 2
+prefetch = -1
 shuffle = true
 
 [dataset]
