@@ -7,7 +7,7 @@
 //   - an overflow never writes NaN into the weights, and a skipped step never advances the LR schedule;
 //   - autocast scopes give PyTorch's dtypes and restore autocast's state on every way out;
 //   - amp-bf16 trains the quickstart model to within a point of fp32's accuracy (reduced setting).
-#include "test_util.h"
+#include "run_util.h"
 
 #include "registry.h"
 
@@ -668,52 +668,6 @@ TEST_F(PrecisionPlugins, ChannelsLastConvertsFourDimensionalParameters) {
 // End to end: resume with amp-fp16; amp-bf16 accuracy against fp32
 // ---------------------------------------------------------------------------------------------------
 
-std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(file.string());
-  std::map<std::string, at::Tensor> out;
-  std::function<void(torch::serialize::InputArchive&, const std::string&)> collect =
-      [&](torch::serialize::InputArchive& a, const std::string& prefix) {
-        for (const auto& key : a.keys()) {
-          at::Tensor t;
-          torch::serialize::InputArchive child;
-          if (a.try_read(key, t))
-            out[prefix + key] = t;
-          else if (a.try_read(key, child))
-            collect(child, prefix + key + ".");
-        }
-      };
-  collect(archive, "");
-  return out;
-}
-
-/// Starts `args`, sends SIGTERM 50 ms after the first checkpoint (end of epoch 1) appears, so the run
-/// stops early in epoch 2, mid-epoch (an epoch takes ~0.3 s or more); returns the exit code.
-int run_and_stop_after_first_checkpoint(const std::vector<std::string>& args, const fs::path& out, bool* stopped) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-  *stopped = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(out / "synthetic", ec)) {
-      if (!*stopped && fs::exists(e.path() / "checkpoint.pt", ec)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past the checkpoint's fsyncs
-        kill(pid, SIGTERM);
-        *stopped = true;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 // The scale, growth tracker and per-epoch skip count come back from the checkpoint: an interrupted and
 // resumed amp-fp16 run ends with the weights and the per-epoch loss_scale/skipped_steps of an
 // uninterrupted one. The initial scale overflows for the first steps and growth_interval is short, so
@@ -735,7 +689,8 @@ TEST(PrecisionEndToEnd, Fp16ResumeRestoresTheScaleExactly) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   bool stopped = false;
-  const int code = run_and_stop_after_first_checkpoint(args(b.path()), b.path(), &stopped);
+  const int code = run_and_stop_after_first_checkpoint(args(b.path()), b.path() / "synthetic",
+                                                       std::chrono::milliseconds(50), &stopped);
   ASSERT_TRUE(stopped) << "the run never wrote its first checkpoint";
   ASSERT_EQ(code, 130) << "expected the interrupted run to exit 130 (it may have finished before the signal)";
   const fs::path interrupted = only_run_dir(b.path(), "synthetic");

@@ -1,7 +1,7 @@
 // Stopping a run (SIGTERM, as Ctrl-C or a scheduler would) and resuming it gives exactly the weights of
 // an uninterrupted run with the same seed: model, optimizer, LR schedule, data order, augmentation and
 // dropout RNG all continue where they stopped — also from the middle of an epoch.
-#include "test_util.h"
+#include "run_util.h"
 
 #include <gtest/gtest.h>
 #include <torch/serialize.h>
@@ -20,59 +20,11 @@ namespace {
 
 const std::string kSynthetic = std::string(LOOM_TEST_SOURCE_DIR) + "/tests/configs/synthetic.toml";
 
-// model.pt as written by Module::save: tensors by name, child modules as nested archives.
-void collect(torch::serialize::InputArchive& archive, const std::string& prefix, std::map<std::string, at::Tensor>& out) {
-  for (const auto& key : archive.keys()) {
-    at::Tensor t;
-    torch::serialize::InputArchive child;
-    if (archive.try_read(key, t))
-      out[prefix + key] = t;
-    else if (archive.try_read(key, child))
-      collect(child, prefix + key + ".", out);
-  }
-}
-
-std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(file.string());
-  std::map<std::string, at::Tensor> out;
-  collect(archive, "", out);
-  return out;
-}
-
 std::vector<std::string> run_args(const fs::path& out) {
   // Longer than the default test config so a signal lands mid-run; augmentation and dropout on so
   // their random streams must be restored too.
   return {LOOM_TEST_BIN, "run", kSynthetic, "--set", "run.output_dir=" + out.string(), "--set", "run.epochs=4",
           "--set", "dataset.samples=8192", "--set", "loader.batch_size=16"};
-}
-
-int spawn_and_stop_after_first_checkpoint(const std::vector<std::string>& args, const fs::path& out, bool* stopped) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-  *stopped = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-  int status = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::error_code ec;
-    if (fs::exists(out / "synthetic", ec)) {
-      for (const auto& e : fs::directory_iterator(out / "synthetic", ec)) {
-        if (fs::exists(e.path() / "checkpoint.pt", ec) && !*stopped) {
-          // Let it get into the second epoch, then stop it.
-          std::this_thread::sleep_for(std::chrono::milliseconds(150));
-          kill(pid, SIGTERM);
-          *stopped = true;
-        }
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 TEST(Resume, InterruptedAndResumedEqualsUninterrupted) {
@@ -84,7 +36,8 @@ TEST(Resume, InterruptedAndResumedEqualsUninterrupted) {
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   bool stopped = false;
-  const int code = spawn_and_stop_after_first_checkpoint(run_args(b.path()), b.path(), &stopped);
+  const int code = run_and_stop_after_first_checkpoint(run_args(b.path()), b.path() / "synthetic",
+                                                       std::chrono::milliseconds(150), &stopped);  // into epoch 2
   ASSERT_TRUE(stopped) << "the run never wrote its first checkpoint";
   ASSERT_EQ(code, 130) << "expected the interrupted run to exit 130 (it may have finished before the signal)";
   const fs::path interrupted = only_run_dir(b.path(), "synthetic");

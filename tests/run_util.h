@@ -1,0 +1,70 @@
+// Helpers for tests that drive whole `loom` runs: read model.pt, and stop a run with SIGTERM.
+#pragma once
+
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <map>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <thread>
+
+extern char** environ;
+
+namespace loom::test {
+
+/// model.pt as written by Module::save: tensors by dotted name, child modules as nested archives.
+inline std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string());
+  std::map<std::string, at::Tensor> out;
+  std::function<void(torch::serialize::InputArchive&, const std::string&)> collect =
+      [&](torch::serialize::InputArchive& a, const std::string& prefix) {
+        for (const auto& key : a.keys()) {
+          at::Tensor t;
+          torch::serialize::InputArchive child;
+          if (a.try_read(key, t))
+            out[prefix + key] = t;
+          else if (a.try_read(key, child))
+            collect(child, prefix + key + ".");
+        }
+      };
+  collect(archive, "");
+  return out;
+}
+
+/// Starts `args` and sends SIGTERM `delay` after the first checkpoint.pt appears under
+/// `runs_dir`/<timestamp>/ (the end of epoch 1), so the run stops inside epoch 2. Returns the exit code;
+/// `*stopped` says whether the signal was sent at all.
+inline int run_and_stop_after_first_checkpoint(const std::vector<std::string>& args, const fs::path& runs_dir,
+                                               std::chrono::milliseconds delay, bool* stopped) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  EXPECT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  *stopped = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(runs_dir, ec)) {
+      if (!*stopped && fs::exists(e.path() / "checkpoint.pt", ec)) {
+        std::this_thread::sleep_for(delay);
+        kill(pid, SIGTERM);
+        *stopped = true;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace loom::test
