@@ -121,6 +121,12 @@ void restore_checkpoint(const fs::path& file, torch::nn::Module& model, torch::o
   optimizer.load(optimizer_archive);
 }
 
+void read_model(const fs::path& file, torch::nn::Module& model) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(file.string());
+  model.load(archive);
+}
+
 void write_model(const fs::path& file, torch::nn::Module& model) {
   torch::serialize::OutputArchive archive;
   model.save(archive);

@@ -50,6 +50,9 @@ void restore_checkpoint(const std::filesystem::path& file, torch::nn::Module& mo
 /// Saves model weights alone (model.pt): atomically, like the checkpoint.
 void write_model(const std::filesystem::path& file, torch::nn::Module& model);
 
+/// Loads weights written by write_model() into `model` (same architecture).
+void read_model(const std::filesystem::path& file, torch::nn::Module& model);
+
 /// fsyncs a file or directory; throws on failure.
 void fsync_path(const std::filesystem::path& path);
 

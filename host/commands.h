@@ -16,7 +16,15 @@ struct RunOptions {
   bool verbose = false;
 };
 
+struct CacheOptions {
+  std::string action;              ///< build | info | clear
+  std::filesystem::path target;    ///< CONFIG (build, clear) or DIR (info, clear)
+  std::vector<std::string> overrides;
+  bool verbose = false;
+};
+
 int run_command(const RunOptions& options);
+int cache_command(const CacheOptions& options);
 int check_command(const std::filesystem::path& config, const std::vector<std::string>& overrides);
 int plugins_command(const std::string& name, bool json);
 

@@ -16,7 +16,13 @@ Loader::Loader(const Dataset& dataset, const at::Tensor& labels, const View& vie
                LoaderOptions options)
     : dataset_(dataset), labels_(labels), view_(view), order_(std::move(order)), options_(std::move(options)) {
   const int64_t n = order_.size(0);
-  num_batches_ = (n + options_.batch_size - 1) / options_.batch_size;
+  std::vector<int64_t> sizes = options_.batch_sizes.empty() ? micro_batch_sizes(n, options_.batch_size) : options_.batch_sizes;
+  offsets_.assign(1, 0);
+  for (int64_t s : sizes) offsets_.push_back(offsets_.back() + s);
+  if (offsets_.back() != n)
+    throw std::logic_error("loader: batch sizes cover " + std::to_string(offsets_.back()) + " of " + std::to_string(n) +
+                           " positions");
+  num_batches_ = static_cast<int64_t>(sizes.size());
   next_make_ = next_take_ = std::min(first_batch, num_batches_);
   if (options_.prefetch > 0) thread_ = std::thread([this] { produce(); });
 }
@@ -31,8 +37,8 @@ Loader::~Loader() {
 }
 
 Batch Loader::make(int64_t index) const {
-  const int64_t start = index * options_.batch_size;
-  const int64_t size = std::min(options_.batch_size, order_.size(0) - start);
+  const int64_t start = offsets_[static_cast<size_t>(index)];
+  const int64_t size = offsets_[static_cast<size_t>(index) + 1] - start;
   const at::Tensor positions = order_.narrow(0, start, size);
   const at::Tensor indices = view_.indices.index_select(0, positions);
   Batch b;
@@ -55,6 +61,21 @@ Batch Loader::make(int64_t index) const {
     if (b.w.defined()) b.w = b.w.to(options_.device);
   }
   return b;
+}
+
+Shard shard_epoch(const at::Tensor& order, const std::vector<int64_t>& global_sizes, int rank, int world) {
+  Shard shard;
+  std::vector<at::Tensor> parts;
+  int64_t start = 0;
+  for (int64_t size : global_sizes) {
+    const int64_t lo = size * rank / world, hi = size * (rank + 1) / world;
+    parts.push_back(order.narrow(0, start + lo, hi - lo));
+    shard.sizes.push_back(hi - lo);
+    start += size;
+  }
+  if (start != order.size(0)) throw std::logic_error("shard_epoch: micro-batch sizes do not cover the epoch");
+  shard.order = parts.empty() ? order.narrow(0, 0, 0) : at::cat(parts);
+  return shard;
 }
 
 namespace {

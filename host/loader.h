@@ -24,6 +24,9 @@ struct Batch {
 
 struct LoaderOptions {
   int64_t batch_size = 128;
+  /// When set: batch i has batch_sizes[i] samples (possibly 0), consecutive in `order`; overrides batch_size.
+  /// A data-parallel rank's shard has uneven (and in the tail, empty) micro-batches.
+  std::vector<int64_t> batch_sizes;
   int64_t prefetch = 2;          ///< 0: load on the caller's thread
   bool augment = false;
   c10::Device device = c10::kCPU;
@@ -55,6 +58,7 @@ class Loader {
   at::Tensor order_;
   LoaderOptions options_;
   int64_t num_batches_ = 0, next_make_ = 0, next_take_ = 0;
+  std::vector<int64_t> offsets_;  ///< offsets_[i]: first position of batch i in order_; offsets_[num_batches_] = n
 
   std::mutex mutex_;
   std::condition_variable cv_;
@@ -66,5 +70,15 @@ class Loader {
 
 /// Sizes of the micro-batches covering n samples with batch size b (the last may be shorter).
 std::vector<int64_t> micro_batch_sizes(int64_t n, int64_t b);
+
+/// One data-parallel rank's part of an epoch. Global micro-batch k holds global_sizes[k] consecutive
+/// positions of `order`; the rank takes the block [size_k·r/W, size_k·(r+1)/W) of it. Blocks of all ranks
+/// are disjoint and cover the epoch; full micro-batches split evenly, a short tail may leave a rank an
+/// empty micro-batch (it still joins the step's all-reduce, so no rank waits forever).
+struct Shard {
+  at::Tensor order;                ///< the rank's positions, micro-batch after micro-batch
+  std::vector<int64_t> sizes;      ///< the rank's samples in each global micro-batch
+};
+Shard shard_epoch(const at::Tensor& order, const std::vector<int64_t>& global_sizes, int rank, int world);
 
 }  // namespace loom::host

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <string>
 #include <mutex>
 #include <unistd.h>
 
@@ -49,6 +50,12 @@ void HostLogger::add_file(const std::filesystem::path& file) {
 
 void HostLogger::set_verbose(bool verbose) {
   impl_->logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+}
+
+void HostLogger::set_secondary_rank(int rank) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  for (auto& sink : impl_->logger->sinks()) sink->set_pattern("[%H:%M:%S] [rank " + std::to_string(rank) + "] %^%l%$ %v");
+  impl_->logger->set_level(spdlog::level::warn);
 }
 
 void HostLogger::set_progress_line_active(bool active) {

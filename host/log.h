@@ -18,6 +18,8 @@ class HostLogger final : public Logger {
   /// Also write to `file` from now on (the run's loom.log); appends.
   void add_file(const std::filesystem::path& file);
   void set_verbose(bool verbose);
+  /// A data-parallel rank other than 0: console lines carry "[rank N]" and only warnings and errors show.
+  void set_secondary_rank(int rank);
   /// Lines written while a progress bar occupies the terminal's last line must clear it first.
   void set_progress_line_active(bool active);
 

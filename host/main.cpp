@@ -33,6 +33,19 @@ int main(int argc, char** argv) {
   plugins_cmd->add_option("name", plugin_name, "a plugin name, or KIND/NAME");
   plugins_cmd->add_flag("--json", json, "machine-readable output");
 
+  loom::host::CacheOptions cache;
+  auto* cache_cmd = app.add_subcommand("cache", "prepare, explain or remove on-disk caches");
+  cache_cmd->require_subcommand(1);
+  auto* cache_build = cache_cmd->add_subcommand("build", "build the cache a config's run would use, without training");
+  cache_build->add_option("config", cache.target, "TOML config file")->required();
+  cache_build->add_option("--set", cache.overrides, "override a value: section.key=value (repeatable)");
+  cache_build->add_flag("-v,--verbose", cache.verbose, "debug logging");
+  auto* cache_info = cache_cmd->add_subcommand("info", "explain a cache directory (or every cache under a root)");
+  cache_info->add_option("dir", cache.target, "cache directory or cache root")->required();
+  auto* cache_clear = cache_cmd->add_subcommand("clear", "remove a config's cache, or a cache directory");
+  cache_clear->add_option("target", cache.target, "TOML config file, cache directory or cache root")->required();
+  cache_clear->add_option("--set", cache.overrides, "override a value (with a CONFIG)");
+
   CLI11_PARSE(app, argc, argv);
 
   if (*run_cmd) {
@@ -44,5 +57,10 @@ int main(int argc, char** argv) {
     return loom::host::run_command(run);
   }
   if (*check_cmd) return loom::host::check_command(check_config, check_overrides);
+  if (*cache_cmd) {
+    for (const auto* sub : {cache_build, cache_info, cache_clear})
+      if (*sub) cache.action = sub->get_name();
+    return loom::host::cache_command(cache);
+  }
   return loom::host::plugins_command(plugin_name, json);
 }

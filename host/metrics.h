@@ -1,6 +1,8 @@
 // metrics.jsonl (one JSON object per line, flushed per record) and summary.json.
 #pragma once
 
+#include <loom/self_training.h>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -17,6 +19,9 @@ class MetricsWriter {
   std::ofstream out_;
   std::filesystem::path file_;
 };
+
+/// A driver's metric value as JSON.
+nlohmann::json to_json(const MetricValue& value);
 
 /// Writes JSON atomically (temp + fsync + rename).
 void write_json_file(const std::filesystem::path& file, const nlohmann::json& value);

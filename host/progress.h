@@ -12,8 +12,8 @@ namespace loom::host {
 class Progress {
  public:
   Progress(HostLogger& logger, bool terminal, double log_every_seconds);
-  void start(std::string label, int64_t total_batches, int64_t first_batch);
-  /// `loss` is read (a device sync) only when a line is actually drawn.
+  void start(std::string label, int64_t total_batches, int64_t first_batch, std::string unit = "micro-batches");
+  /// `loss` is read (a device sync) only when a line is actually drawn; may be empty (no loss shown).
   void update(int64_t batches_done, int64_t samples_done, const std::function<double()>& loss);
   void finish();
 
@@ -23,7 +23,7 @@ class Progress {
   HostLogger& logger_;
   bool terminal_;
   double every_;
-  std::string label_;
+  std::string label_, unit_;
   int64_t total_ = 0, first_ = 0, done_ = 0, samples_ = 0;
   std::chrono::steady_clock::time_point start_, last_;
   bool active_ = false;

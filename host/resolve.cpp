@@ -19,10 +19,15 @@ const Schema& run_schema() {
       ParamSpec::path("output_dir", "runs").doc("where run directories are created"),
       ParamSpec::path("cache_dir", "cache").doc("where caches are kept (shared between runs)"),
       ParamSpec::string_list("plugin_paths", {}).doc("extra plugin directories, relative to this file"),
-      ParamSpec::integer("threads", 0).range(0, 1024).doc("intra-op CPU threads; 0 = all available cores"),
+      ParamSpec::integer("threads", 0).range(0, 1024)
+          .doc("intra-op CPU threads; 0 = all available cores (divided among the ranks on this host)"),
       ParamSpec::integer("log_every_seconds", 10)
           .range(1, 3600)
           .doc("interval of plain progress lines when stderr is not a terminal"),
+      ParamSpec::boolean("sync_bn", false)
+          .doc("distributed: average BatchNorm running statistics over the ranks after every epoch (else each rank keeps its own)"),
+      ParamSpec::boolean("verify_replicas", false)
+          .doc("distributed: compare a checksum of every rank's weights after each optimizer step; fail if they differ"),
   };
   return schema;
 }
@@ -71,7 +76,8 @@ std::string neutral_plugin(Kind kind) {
     case Kind::Model: return "";
     case Kind::Cache:
     case Kind::Accumulation:
-    case Kind::SelfTraining: return "none";
+    case Kind::SelfTraining:
+    case Kind::Communicator: return "none";
     case Kind::Precision: return "fp32";
   }
   return "";

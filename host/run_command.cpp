@@ -8,9 +8,11 @@
 #include "registry.h"
 #include "resolve.h"
 #include "run_context.h"
+#include "setup.h"
 #include "trainer.h"
 
 #include <loom/cache.h>
+#include <loom/communicator.h>
 #include <loom/self_training.h>
 
 #include <ATen/Parallel.h>
@@ -19,6 +21,7 @@
 #include <torch/utils.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <ctime>
@@ -38,45 +41,6 @@ void on_signal(int) {
   std::signal(SIGTERM, SIG_DFL);
 }
 
-void report_config_errors(const ConfigErrors& e) {
-  for (const auto& err : e.errors()) std::cerr << err.str() << '\n';
-  std::cerr << "loom: config rejected (" << e.errors().size() << (e.errors().size() == 1 ? " error" : " errors")
-            << "); nothing was created\n";
-}
-
-void warn_failures(const Registry& registry, Logger& log) {
-  for (const auto& f : registry.failures())
-    log.warn("plugin library " + f.file.string() + " was not loaded: " + f.reason);
-}
-
-/// Loads the config and the plugins and validates everything; nothing is created on disk.
-ResolvedConfig load_and_validate(const fs::path& file, const std::vector<std::string>& overrides, Registry& registry,
-                                 Logger& log) {
-  Config config = Config::load(file);
-  std::vector<ConfigError> errors;
-  for (const auto& o : overrides) config.apply_override(o, errors);
-  if (!errors.empty()) throw ConfigErrors(std::move(errors));
-  registry.scan(plugin_search_path(early_plugin_paths(config)));
-  warn_failures(registry, log);
-  return resolve(config, registry);
-}
-
-c10::Device resolve_device(const std::string& requested) {
-  if (requested == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  c10::Device device(requested);
-  if (device.is_cuda()) {
-    if (!torch::cuda::is_available())
-      throw std::runtime_error("[run] device = \"" + requested +
-                               "\" but no CUDA device is available here; use device = \"cpu\" or \"auto\"");
-    const int64_t index = device.has_index() ? device.index() : 0;
-    if (index >= static_cast<int64_t>(torch::cuda::device_count()))
-      throw std::runtime_error("[run] device = \"" + requested + "\" but only " +
-                               std::to_string(torch::cuda::device_count()) + " CUDA device(s) exist");
-    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  return device;
-}
-
 /// <output_dir>/<name>/<timestamp>[-N]: a fresh directory, never an existing one.
 fs::path new_run_dir(const Params& run) {
   const std::time_t now = std::time(nullptr);
@@ -90,20 +54,39 @@ fs::path new_run_dir(const Params& run) {
   return dir;
 }
 
-template <class T>
-std::shared_ptr<T> create_plugin(const Registry& registry, const ResolvedConfig& config, Kind kind, RunContext& context,
-                                 std::shared_ptr<Dataset> dataset) {
-  const PluginChoice& choice = config.plugins.at(kind);
-  return registry.create<T>(*choice.feature, CreateContext{choice.params, context, std::move(dataset)});
-}
+/// A scratch directory for ranks other than 0 (plugins may write files; the run directory is rank 0's).
+class ScratchDir {
+ public:
+  fs::path create(int rank) {
+    std::string pattern = (fs::temp_directory_path() / ("loom-rank" + std::to_string(rank) + "-XXXXXX")).string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create a scratch directory in " + fs::temp_directory_path().string());
+    dir_ = pattern;
+    return dir_;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
 
-void check_dataset(const Dataset& d, const std::string& name) {
-  const SampleSpec spec = d.spec();
-  if (spec.num_classes < 2 || spec.shape.empty())
-    throw PluginError("dataset plugin '" + name + "' reports an invalid spec (classes " +
-                      std::to_string(spec.num_classes) + ", " + std::to_string(spec.shape.size()) + "-D samples)");
-  if (d.indices(Split::Labeled).numel() == 0)
-    throw PluginError("dataset plugin '" + name + "' has an empty labeled split: nothing to train on");
+ private:
+  fs::path dir_;
+};
+
+/// The run's device given the communicator: CUDA device local_rank for a CUDA communicator; a CPU
+/// communicator refuses a CUDA run (its collectives take CPU tensors).
+c10::Device distributed_device(c10::Device requested, const Communicator& comm, const ResolvedConfig& config) {
+  if (comm.world_size() == 1 && config.plugins.at(Kind::Communicator).feature->info.name == "none") return requested;
+  const std::string name = config.plugins.at(Kind::Communicator).feature->info.name;
+  if (comm.device_type() == c10::DeviceType::CUDA) {
+    if (!requested.is_cuda())
+      throw std::runtime_error("[communicator] plugin = \"" + name + "\" all-reduces CUDA tensors, but [run] device is " +
+                               requested.str() + "; set device = \"cuda\" (or \"auto\" on a GPU machine), or use the mpi communicator on CPUs");
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(comm.local_rank()));
+  }
+  if (!requested.is_cpu())
+    throw std::runtime_error("[communicator] plugin = \"" + name + "\" all-reduces CPU tensors, but [run] device is " +
+                             requested.str() + "; set device = \"cpu\", or use [communicator] plugin = \"nccl\" for GPUs");
+  return requested;
 }
 
 std::string describe_plugins(const ResolvedConfig& c) {
@@ -156,17 +139,29 @@ int run_command(const RunOptions& options) {
     return 2;
   }
 
+  const uint64_t seed = static_cast<uint64_t>(config.run.integer("seed"));
+  // The communicator comes first: rank and local size decide the device, the threads and who writes.
+  HostRunContext boot_context(logger, c10::Device(c10::kCPU), seed, 1, fs::path(), config.run.str("cache_dir"));
+  std::shared_ptr<Communicator> communicator;
   try {
-    const int64_t requested_threads = config.run.integer("threads");
-    const int threads = requested_threads > 0 ? static_cast<int>(requested_threads)
-                                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    at::set_num_threads(threads);
+    communicator = create_plugin<Communicator>(registry, config, Kind::Communicator, boot_context, nullptr);
+  } catch (const std::exception& e) {
+    logger.error(e.what());
+    return 1;
+  }
+  const int rank = communicator->rank(), world = communicator->world_size();
+  const bool primary = rank == 0;
+  ScratchDir scratch;  // a rank other than 0 writes nothing into the run directory
+  if (!primary) logger.set_secondary_rank(rank);
+
+  try {
+    const int threads = apply_threads(config.run, communicator->local_size());
     CpuMemoryTracker::install();  // before any data is loaded: peak_memory_mb and micro-batch probes
-    const c10::Device device = resolve_device(config.run.str("device"));
-    const uint64_t seed = static_cast<uint64_t>(config.run.integer("seed"));
+    const c10::Device device = distributed_device(resolve_device(config.run.str("device")), *communicator, config);
     torch::manual_seed(seed);
-    const fs::path run_dir = resuming ? fs::absolute(options.resume) : new_run_dir(config.run);
-    HostRunContext context(logger, device, seed, threads, run_dir, config.run.str("cache_dir"));
+    const fs::path run_dir = resuming ? fs::absolute(options.resume) : primary ? new_run_dir(config.run) : fs::path();
+    const fs::path write_dir = primary ? run_dir : scratch.create(rank);
+    HostRunContext context(logger, device, seed, threads, write_dir, config.run.str("cache_dir"));
 
     // Every plugin is created (and every dataset read) before anything is written.
     RunPlugins plugins;
@@ -183,10 +178,12 @@ int run_command(const RunOptions& options) {
     plugins.accumulation = create_plugin<Accumulation>(registry, config, Kind::Accumulation, context, plugins.dataset);
     auto driver = create_plugin<SelfTraining>(registry, config, Kind::SelfTraining, context, plugins.dataset);
 
+    plugins.communicator = communicator;
+
     std::optional<CheckpointState> resume;
     if (resuming) {
       resume = read_checkpoint_state(run_dir / "checkpoint.pt");
-    } else {
+    } else if (primary) {
       fs::create_directories(run_dir.parent_path());
       fs::create_directory(run_dir);
       std::ostringstream resolved;
@@ -195,13 +192,20 @@ int run_command(const RunOptions& options) {
                << config.to_toml() << '\n';
       std::ofstream(run_dir / "config.resolved.toml") << resolved.str();
     }
-    logger.add_file(run_dir / "loom.log");
+    if (primary) logger.add_file(run_dir / "loom.log");
     logger.info(std::string(resuming ? "resuming" : "run") + " " + run_dir.string());
     logger.info("loom " LOOM_SDK_VERSION ", LibTorch " TORCH_VERSION ", device " + device.str() + ", " +
-                std::to_string(threads) + " threads, seed " + std::to_string(seed) + "; " + describe_plugins(config));
+                std::to_string(threads) + " threads, seed " + std::to_string(seed) +
+                (world > 1 ? ", " + std::to_string(world) + " ranks" : std::string()) + "; " + describe_plugins(config));
 
-    MetricsWriter metrics(run_dir / "metrics.jsonl");
-    Trainer trainer(config, registry, context, plugins, metrics, std::move(resume));
+    MetricsWriter metrics(write_dir / "metrics.jsonl");
+    if (const auto counters = plugins.dataset->counters(); !counters.empty()) {
+      nlohmann::json record;
+      record["stage"] = "setup";
+      for (const auto& [k, v] : counters) record["dataset/" + k] = v;
+      metrics.write(record);
+    }
+    Trainer trainer(config, registry, context, plugins, metrics, std::move(resume), resuming || primary ? run_dir : write_dir);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
@@ -210,7 +214,7 @@ int run_command(const RunOptions& options) {
     try {
       model = driver->run(trainer);
     } catch (const Interrupted& e) {
-      logger.warn(std::string(e.what()) + ". Resume with: loom run --resume " + run_dir.string());
+      if (primary) logger.warn(std::string(e.what()) + ". Resume with: loom run --resume " + run_dir.string());
       return 130;
     } catch (const PluginError&) {
       throw;
@@ -220,7 +224,8 @@ int run_command(const RunOptions& options) {
     }
     if (!model) throw PluginError("self_training plugin returned no model");
 
-    const EvalResult test = trainer.evaluate(*model, trainer.split(Split::Test));
+    const EvalResult test = trainer.evaluate(*model, trainer.split(Split::Test));  // collective: every rank
+    if (!primary) return 0;
     write_model(run_dir / "model.pt", *model);
     nlohmann::json summary;
     summary["test_accuracy"] = test.samples ? nlohmann::json(test.accuracy) : nlohmann::json(nullptr);
@@ -231,7 +236,10 @@ int run_command(const RunOptions& options) {
     summary["samples_per_second"] = trainer.samples_per_second();
     summary["threads"] = threads;
     summary["device"] = device.str();
+    summary["world_size"] = world;
     summary["run_dir"] = run_dir.string();
+    for (const auto& [k, v] : trainer.summary_entries()) summary[k] = to_json(v);
+    for (const auto& [k, v] : plugins.dataset->counters()) summary["dataset/" + k] = v;
     write_json_file(run_dir / "summary.json", summary);
     if (test.samples)
       logger.info("test accuracy " + std::to_string(test.accuracy) + ", test loss " + std::to_string(test.loss));
@@ -241,6 +249,7 @@ int run_command(const RunOptions& options) {
     return 0;
   } catch (const std::exception& e) {
     logger.error(e.what());
+    if (world > 1) communicator->abort(e.what());  // the other ranks fail now instead of at their timeout
     return 1;
   }
 }

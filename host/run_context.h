@@ -25,6 +25,7 @@ class HostRunContext final : public RunContext {
   at::Generator generator(std::string_view stream) const override;
   std::filesystem::path run_dir() const override { return run_dir_; }
   std::filesystem::path cache_dir() const override { return cache_dir_; }
+  std::unique_ptr<ProgressReporter> progress(std::string_view label, int64_t total) override;
 
   HostLogger& host_logger() { return logger_; }
 

@@ -1,6 +1,9 @@
 #include "trainer.h"
 
+#include "hash.h"
+
 #include "loader.h"
+#include "loss.h"
 #include "memory.h"
 #include "optim.h"
 
@@ -22,13 +25,6 @@ std::atomic<bool> g_stop{false};
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-/// Per-sample loss in float32: cross-entropy for hard targets, soft cross-entropy for [B, C] targets.
-at::Tensor per_sample_loss(const at::Tensor& logits, const at::Tensor& targets) {
-  const at::Tensor log_probs = at::log_softmax(logits.to(at::kFloat), 1);
-  if (targets.dim() == 2) return -(targets.to(at::kFloat) * log_probs).sum(1);
-  return at::nll_loss(log_probs, targets, {}, at::Reduction::None);
-}
 
 at::Tensor correct_count(const at::Tensor& logits, const at::Tensor& targets) {
   const at::Tensor predicted = logits.argmax(1);
@@ -108,24 +104,29 @@ int64_t prefetch_depth(int64_t configured, c10::Device device) {
   return device.is_cuda() ? 2 : 0;
 }
 
+}  // namespace
+
 nlohmann::json to_json(const MetricValue& v) {
   return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
 }
-
-}  // namespace
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
 
 Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRunContext& context, RunPlugins plugins,
-                 MetricsWriter& metrics, std::optional<CheckpointState> resume)
+                 MetricsWriter& metrics, std::optional<CheckpointState> resume, std::filesystem::path run_dir)
     : config_(config),
       registry_(registry),
       context_(context),
       plugins_(std::move(plugins)),
       metrics_(metrics),
       resume_(std::move(resume)),
+      run_dir_(std::move(run_dir)),
       progress_(context.host_logger(), stderr_is_terminal(), static_cast<double>(config.run.integer("log_every_seconds"))) {
+  if (plugins_.communicator) {
+    rank_ = plugins_.communicator->rank();
+    world_ = plugins_.communicator->world_size();
+  }
   labels_ = plugins_.dataset->labels().to(at::kLong).contiguous();
   if (labels_.dim() != 1 || labels_.size(0) != plugins_.dataset->size())
     throw std::runtime_error("dataset plugin '" + config.plugins.at(Kind::Dataset).feature->info.name +
@@ -143,8 +144,17 @@ View Trainer::split(Split split) const {
 std::shared_ptr<Model> Trainer::create_model() {
   const PluginChoice& choice = config_.plugins.at(Kind::Model);
   CreateContext ctx{choice.params, context_, plugins_.dataset};
+  // Seeded per call, so the k-th model of a resumed run is the k-th model of the original run.
+  torch::manual_seed(derive_seed(context_.seed(), "model/" + std::to_string(models_created_++)));
   std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, ctx);
   model->to(context_.device());
+  if (distributed()) {  // identical replicas: rank 0's initial weights everywhere
+    torch::NoGradGuard no_grad;
+    std::vector<at::Tensor> state;
+    for (const auto& p : model->parameters()) state.push_back(p.detach());
+    for (const auto& b : model->buffers()) state.push_back(b.detach());
+    plugins_.communicator->broadcast(state, 0);
+  }
   plugins_.precision->prepare(*model, context_.device());
   return model;
 }
@@ -184,9 +194,19 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   const int64_t epochs = request.epochs > 0 ? request.epochs : config_.run.integer("epochs");
   const int64_t n = view.indices.size(0);
   if (n == 0) throw std::invalid_argument("train: stage '" + request.stage + "' has no samples to train on");
+  if (!stages_seen_.insert(request.stage).second)
+    throw std::invalid_argument("train: stage name '" + request.stage +
+                                "' was used twice in this run; every stage needs its own name (e.g. \"round2/student\")");
   stage_ = request.stage;
   round_ = request.round;
   const c10::Device device = context_.device();
+  const std::filesystem::path finished = stage_file(request.stage);
+  if (std::filesystem::exists(finished)) {  // only a resumed run finds one: the stage ended before the stop
+    read_model(finished, model);
+    context_.logger().info("stage '" + request.stage + "' had finished before the run was stopped; loaded its weights from " +
+                           finished.string());
+    return;
+  }
 
   auto optimizer = make_optimizer(config_.optimizer, model.parameters());
   const std::string accumulation_name = config_.plugins.at(Kind::Accumulation).feature->info.name;
@@ -203,7 +223,14 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   }
   if (batch <= 0)
     throw PluginError("accumulation plugin '" + accumulation_name + "' chose a micro-batch size of " + std::to_string(batch));
-  const std::vector<int64_t> sizes = micro_batch_sizes(n, batch);
+  if (distributed()) {  // a probed size may differ between ranks: rank 0's is everyone's
+    at::Tensor agreed = at::full({1}, batch, at::TensorOptions().dtype(at::kLong).device(device));
+    plugins_.communicator->broadcast({agreed}, 0);
+    batch = agreed.item<int64_t>();
+  }
+  // The plan is over global micro-batches (world × batch samples each; each rank holds its block of them),
+  // so accumulation, the LR schedule and the loss weights mean the same at any world size.
+  const std::vector<int64_t> sizes = micro_batch_sizes(n, batch * world_);
   int64_t total_steps = 0;
   const std::vector<EpochPlan> plans = plan_epochs(epochs, sizes, &total_steps);
   const LrSchedule schedule(config_.lr_schedule, config_.optimizer.real("lr"), total_steps);
@@ -247,16 +274,25 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     loader_options.augment_generator = [this, epoch_tag](int64_t i) {
       return context_.generator("augment/" + epoch_tag + "/" + std::to_string(i));
     };
+    if (distributed()) {
+      Shard shard = shard_epoch(order, sizes, rank_, world_);
+      order = shard.order;
+      loader_options.batch_sizes = std::move(shard.sizes);
+    }
     Loader loader(data, labels_, view, order, pos.next_micro, loader_options);
 
     model.train();
     if (freeze_batchnorm_)
       for (const auto& bn : batchnorms) bn->eval();  // normalise with running statistics, never update them
+    if (!request.dropout)
+      for (const auto& m : model.modules(/*include_self=*/false))
+        if (m->name().find("Dropout") != std::string::npos) m->eval();  // Dropout, Dropout2d, AlphaDropout, …
     if (CpuMemoryTracker::installed()) CpuMemoryTracker::reset_peak();
     at::Tensor loss_sum = at::full({}, pos.loss_sum, dev_opts);
     at::Tensor correct = at::full({}, pos.correct, dev_opts);
     const int64_t samples_before = pos.samples;
     const int64_t steps_at_epoch_start = pos.optimizer_steps;
+    comm_seconds_ = 0.0;
     const auto epoch_start = Clock::now();
     char label[96];
     std::snprintf(label, sizeof label, "[%s] epoch %lld/%lld", request.stage.c_str(),
@@ -269,6 +305,10 @@ void Trainer::train(Model& model, const TrainRequest& request) {
       for (int64_t k = pos.next_micro - group.first; k < group.count; ++k) {
         std::optional<Batch> b = loader.next();
         if (!b) throw std::logic_error("loader ended before the plan did");
+        if (b->size == 0) {  // this rank's block of a short tail is empty; it still joins the step below
+          ++pos.next_micro;
+          continue;
+        }
         at::Tensor per_sample;
         at::Tensor logits;
         {
@@ -279,33 +319,53 @@ void Trainer::train(Model& model, const TrainRequest& request) {
         if (b->w.defined()) per_sample = per_sample * b->w;
         // mean over this micro-batch × (its samples / the group's samples): the group's gradient is the
         // gradient of the mean loss over all its samples, whatever the micro-batch sizes.
-        plugins_.precision->backward(per_sample.mean() * group.loss_weights[static_cast<size_t>(k)]);
+        const double weight = group.loss_weights[static_cast<size_t>(k)];
+        if (!distributed()) {
+          plugins_.precision->backward(per_sample.mean() * weight);
+        } else {
+          // sum / global micro-batch size × world: the all-reduce average over ranks restores the global mean.
+          const double global = static_cast<double>(sizes[static_cast<size_t>(pos.next_micro)]);
+          plugins_.precision->backward(per_sample.sum() * (weight * static_cast<double>(world_) / global));
+        }
         loss_sum += per_sample.detach().sum().to(at::kDouble);
         correct += correct_count(logits.detach(), b->y).to(at::kDouble);
         pos.samples += b->size;
         ++pos.next_micro;
-        if (k + 1 < group.count && stop_requested()) {  // inside a group: the pending gradients are saved too
+        // Inside a group (single process only: ranks agree on stopping at group boundaries): the pending
+        // gradients are saved too.
+        if (!distributed() && k + 1 < group.count && stop_requested()) {
           progress_.finish();
           interrupt(model, *optimizer, pos, loss_sum, correct, epoch_start);
         }
       }
       if (group.step) {
+        if (distributed()) all_reduce_grads(model);  // once per optimizer step (never per micro-batch)
         schedule.apply(*optimizer, pos.optimizer_steps);
         const StepResult result = plugins_.precision->step(*optimizer);
         if (!result.skipped) ++pos.optimizer_steps;  // a skipped step never advances the schedule
         optimizer->zero_grad();
+        if (distributed() && config_.run.boolean("verify_replicas")) verify_replicas(model, pos.optimizer_steps);
       }
       pos.next_group = static_cast<int64_t>(g) + 1;
       progress_.update(pos.next_micro, pos.samples - samples_before, [&] {
         return loss_sum.item<double>() / static_cast<double>(std::max<int64_t>(pos.samples, 1));
       });
-      if (stop_requested() && pos.next_group < static_cast<int64_t>(plan.groups.size())) {
+      const bool stop = distributed() ? all_agree_to_stop() : stop_requested();
+      if (stop && pos.next_group < static_cast<int64_t>(plan.groups.size())) {
         progress_.finish();
         interrupt(model, *optimizer, pos, loss_sum, correct, epoch_start);
       }
     }
     progress_.finish();
     const double epoch_seconds = pos.train_seconds + seconds_since(epoch_start);
+    if (distributed()) {  // every rank reports the whole epoch
+      at::Tensor sums = at::stack({loss_sum, correct, at::full({}, static_cast<double>(pos.samples), dev_opts)});
+      plugins_.communicator->all_reduce({sums}, ReduceOp::Sum);
+      loss_sum = sums[0];
+      correct = sums[1];
+      pos.samples = static_cast<int64_t>(sums[2].item<double>());
+      if (config_.run.boolean("sync_bn")) sync_batchnorm(batchnorms);
+    }
     const double total_loss = loss_sum.item<double>();
     const double samples = static_cast<double>(std::max<int64_t>(pos.samples, 1));
 
@@ -322,6 +382,10 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     record["threads"] = context_.threads();
     record["micro_batch_size"] = batch;
     record["optimizer_steps_in_epoch"] = pos.optimizer_steps - steps_at_epoch_start;
+    if (distributed()) {
+      record["world_size"] = world_;
+      record["grad_allreduce_seconds"] = comm_seconds_;  // this rank's time in the gradient all-reduce
+    }
     if (CpuMemoryTracker::installed() && device.is_cpu())
       record["peak_memory_mb"] = static_cast<double>(CpuMemoryTracker::peak_bytes()) / (1024.0 * 1024.0);
     const View val = split(Split::Val);
@@ -350,9 +414,11 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     pos.stage_done = pos.epoch + 1 == epochs;
     TrainPosition saved = pos;
     if (!saved.stage_done) ++saved.epoch;
-    write_checkpoint(checkpoint_file(), model, *optimizer,
-                     {saved, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state(),
-                      pending_grads(model)});
+    save_checkpoint(model, *optimizer, saved);
+    if (saved.stage_done && primary()) {
+      std::filesystem::create_directories(finished.parent_path());
+      write_model(finished, model);
+    }
     if (stop_requested() && !saved.stage_done)
       throw Interrupted("stopped in stage '" + pos.stage + "' after epoch " + std::to_string(pos.epoch + 1) +
                         "; checkpoint written");
@@ -364,11 +430,66 @@ void Trainer::interrupt(Model& model, torch::optim::Optimizer& optimizer, TrainP
   pos.loss_sum = loss_sum.item<double>();
   pos.correct = correct.item<double>();
   pos.train_seconds += seconds_since(epoch_start);
+  save_checkpoint(model, optimizer, pos);
+  throw Interrupted("stopped in stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) + ", micro-batch " +
+                    std::to_string(pos.next_micro) + "; checkpoint written");
+}
+
+void Trainer::save_checkpoint(Model& model, torch::optim::Optimizer& optimizer, const TrainPosition& pos) {
+  if (distributed()) {
+    // Gradients carried past this point (a group that spans the epoch end) are each rank's own; averaging
+    // them now changes nothing (the step's average of averages plus new local sums is the same average)
+    // and lets rank 0's checkpoint hold what every rank needs on resume.
+    at::Tensor any = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(context_.device()));
+    for (const auto& p : model.parameters())
+      if (p.grad().defined()) any.fill_(1.0);
+    plugins_.communicator->all_reduce({any}, ReduceOp::Max);
+    if (any.item<float>() > 0) all_reduce_grads(model);
+  }
+  if (!primary()) return;
   write_checkpoint(checkpoint_file(), model, optimizer,
                    {pos, plugins_.precision->state_dict(), plugins_.accumulation->state_dict(), cpu_rng_state(),
                     pending_grads(model)});
-  throw Interrupted("stopped in stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) + ", micro-batch " +
-                    std::to_string(pos.next_micro) + "; checkpoint written");
+}
+
+void Trainer::all_reduce_grads(Model& model) {
+  std::vector<at::Tensor> grads;
+  for (auto& p : model.parameters()) {
+    if (!p.requires_grad()) continue;
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);  // no samples on this rank in this step
+    grads.push_back(p.grad());
+  }
+  const auto start = Clock::now();
+  plugins_.communicator->all_reduce(grads, ReduceOp::Avg);
+  comm_seconds_ += seconds_since(start);
+}
+
+bool Trainer::all_agree_to_stop() {
+  at::Tensor flag = at::full({1}, stop_requested() ? 1.0f : 0.0f, at::TensorOptions().dtype(at::kFloat).device(context_.device()));
+  plugins_.communicator->all_reduce({flag}, ReduceOp::Max);
+  const bool stop = flag.item<float>() > 0;
+  if (stop) request_stop();  // a rank that got no signal stops with the others
+  return stop;
+}
+
+void Trainer::sync_batchnorm(const std::vector<std::shared_ptr<torch::nn::Module>>& batchnorms) {
+  std::vector<at::Tensor> stats;
+  for (const auto& bn : batchnorms)
+    for (const auto& b : bn->buffers(/*recurse=*/false))
+      if (b.is_floating_point()) stats.push_back(b.detach());
+  if (!stats.empty()) plugins_.communicator->all_reduce(stats, ReduceOp::Avg);
+}
+
+void Trainer::verify_replicas(Model& model, int64_t step) {
+  torch::NoGradGuard no_grad;
+  at::Tensor sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(context_.device()));
+  for (const auto& p : model.parameters()) sum += p.detach().to(at::kDouble).sum();
+  at::Tensor both = at::stack({sum, -sum});  // max of both: the largest and (negated) the smallest checksum
+  plugins_.communicator->all_reduce({both}, ReduceOp::Max);
+  const double high = both[0].item<double>(), low = -both[1].item<double>();
+  if (high != low)
+    throw std::runtime_error("[run] verify_replicas: the ranks' weights differ after optimizer step " + std::to_string(step) +
+                             " (checksums from " + std::to_string(low) + " to " + std::to_string(high) + ")");
 }
 
 std::optional<int64_t> Trainer::probe_micro_batch(Model& model, const View& view, int64_t size) {
@@ -458,7 +579,9 @@ Trainer::EvalSums Trainer::run_eval(Model& model, const View& view, bool keep_pr
   options.prefetch = prefetch_depth(config_.loader.integer("prefetch"), device);
   options.augment = false;
   options.device = device;
-  Loader loader(*plugins_.dataset, labels_, view, at::arange(n, at::kLong), 0, options);
+  // Distributed: each rank evaluates its block of the view; sums (and predicted rows) are all-reduced.
+  const int64_t lo = n * rank_ / world_, hi = n * (rank_ + 1) / world_;
+  Loader loader(*plugins_.dataset, labels_, view, at::arange(lo, hi, at::kLong), 0, options);
   const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(device);
   at::Tensor loss_sum = at::zeros({}, dev_opts), correct = at::zeros({}, dev_opts);
   std::vector<at::Tensor> probabilities;
@@ -475,10 +598,25 @@ Trainer::EvalSums Trainer::run_eval(Model& model, const View& view, bool keep_pr
     correct += correct_count(logits, b->y).to(at::kDouble);
     if (keep_probabilities) probabilities.push_back(at::softmax(logits, 1).cpu());
   }
+  if (distributed()) {
+    at::Tensor both = at::stack({loss_sum, correct});
+    plugins_.communicator->all_reduce({both}, ReduceOp::Sum);
+    loss_sum = both[0];
+    correct = both[1];
+  }
   sums.loss = loss_sum.item<double>();
   sums.correct = correct.item<double>();
   sums.samples = n;
-  if (keep_probabilities) sums.probabilities = at::cat(probabilities, 0);
+  if (keep_probabilities) {
+    at::Tensor mine = probabilities.empty() ? at::Tensor() : at::cat(probabilities, 0);
+    if (distributed()) {  // an all-gather as a sum: every rank fills its rows of a zero tensor
+      at::Tensor all = at::zeros({n, plugins_.dataset->spec().num_classes}, at::TensorOptions().dtype(at::kFloat).device(device));
+      if (mine.defined()) all.narrow(0, lo, hi - lo).copy_(mine);
+      plugins_.communicator->all_reduce({all}, ReduceOp::Sum);
+      mine = all.cpu();
+    }
+    sums.probabilities = mine;
+  }
   return sums;
 }
 
@@ -497,6 +635,21 @@ EvalResult Trainer::evaluate(Model& model, const View& view) {
   r.accuracy = s.samples ? s.correct / static_cast<double>(s.samples) : std::nan("");
   return r;
 }
+
+std::filesystem::path Trainer::stage_file(const std::string& stage) const {
+  return run_dir_ / "stages" / (stage + ".pt");
+}
+
+SavedModel Trainer::save_model(Model& model, const std::string& name) {
+  if (name.empty() || name.find("..") != std::string::npos || name.front() == '/')
+    throw std::invalid_argument("save_model: '" + name + "' is not a relative name inside models/");
+  const std::filesystem::path file = context_.run_dir() / "models" / (name + ".pt");
+  std::filesystem::create_directories(file.parent_path());
+  write_model(file, model);
+  return {file, sha256_file(file)};
+}
+
+void Trainer::summarize(const std::string& key, const MetricValue& value) { summary_[key] = value; }
 
 void Trainer::log_metrics(const std::map<std::string, MetricValue>& record) {
   nlohmann::json j;

@@ -38,11 +38,12 @@ inline std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
   return out;
 }
 
-/// Starts `args` and sends SIGTERM `delay` after the first checkpoint.pt appears under
-/// `runs_dir`/<timestamp>/ (the end of epoch 1), so the run stops inside epoch 2. Returns the exit code;
-/// `*stopped` says whether the signal was sent at all.
-inline int run_and_stop_after_first_checkpoint(const std::vector<std::string>& args, const fs::path& runs_dir,
-                                               std::chrono::milliseconds delay, bool* stopped) {
+/// Starts `args` and sends SIGTERM `delay` after `ready()` first returns true (polled every 5 ms). Returns
+/// the exit code; `*stopped` says whether the signal was sent at all. `stop` replaces the SIGTERM to the
+/// started process (e.g. signal the ranks of an mpirun job instead).
+inline int run_and_stop_when(const std::vector<std::string>& args, const std::function<bool()>& ready,
+                             std::chrono::milliseconds delay, bool* stopped,
+                             const std::function<void(pid_t)>& stop = {}) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -53,18 +54,32 @@ inline int run_and_stop_after_first_checkpoint(const std::vector<std::string>& a
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(runs_dir, ec)) {
-      if (!*stopped && fs::exists(e.path() / "checkpoint.pt", ec)) {
-        std::this_thread::sleep_for(delay);
-        kill(pid, SIGTERM);
-        *stopped = true;
-      }
+    if (!*stopped && ready()) {
+      std::this_thread::sleep_for(delay);
+      if (stop) stop(pid);
+      else kill(pid, SIGTERM);
+      *stopped = true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// Whether some run directory under `runs_dir` (<output_dir>/<name>/) holds `file`.
+inline bool some_run_has(const fs::path& runs_dir, const fs::path& file) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(runs_dir, ec))
+    if (fs::exists(e.path() / file, ec)) return true;
+  return false;
+}
+
+/// Starts `args` and sends SIGTERM `delay` after the first checkpoint.pt appears under
+/// `runs_dir`/<timestamp>/ (the end of epoch 1), so the run stops inside epoch 2. Returns the exit code;
+/// `*stopped` says whether the signal was sent at all.
+inline int run_and_stop_after_first_checkpoint(const std::vector<std::string>& args, const fs::path& runs_dir,
+                                               std::chrono::milliseconds delay, bool* stopped) {
+  return run_and_stop_when(args, [&] { return some_run_has(runs_dir, "checkpoint.pt"); }, delay, stopped);
 }
 
 }  // namespace loom::test

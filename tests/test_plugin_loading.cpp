@@ -36,8 +36,8 @@ TEST(PluginLoading, GoodLibraryRegistersItsFeatures) {
 // The mismatched fixtures abort() in a constructor: passing these tests proves they were never loaded.
 TEST(PluginLoading, WrongSdkAbiIsRefusedBeforeLoading) {
   EXPECT_EQ(only_failure(kFixtures / "libloom_fixture_wrong_abi.so"),
-            "library 'loom_fixture_wrong_abi' was built against Loom SDK ABI version 2 (SDK 9.9.9), but this loom "
-            "supports ABI version 1 (SDK 0.1.0). Rebuild the plugin against this Loom's SDK (find_package(Loom) from "
+            "library 'loom_fixture_wrong_abi' was built against Loom SDK ABI version 99 (SDK 9.9.9), but this loom "
+            "supports ABI version 2 (SDK 0.2.0). Rebuild the plugin against this Loom's SDK (find_package(Loom) from "
             "its install prefix) and reinstall it.");
 }
 
@@ -121,7 +121,7 @@ TEST(PluginLoading, PluginsCommandListsFailuresWithFileAndReason) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Libraries that failed to load:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find((kFixtures / "libloom_fixture_wrong_abi.so").string() +
-                          ": library 'loom_fixture_wrong_abi' was built against Loom SDK ABI version 2"),
+                          ": library 'loom_fixture_wrong_abi' was built against Loom SDK ABI version 99"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("fixture-passthrough"), std::string::npos);

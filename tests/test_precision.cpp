@@ -99,6 +99,13 @@ class TestRunContext final : public RunContext {
   at::Generator generator(std::string_view) const override { return at::make_generator<at::CPUGeneratorImpl>(0); }
   fs::path run_dir() const override { return {}; }
   fs::path cache_dir() const override { return fs::temp_directory_path() / "loom-test-cache"; }
+  std::unique_ptr<ProgressReporter> progress(std::string_view, int64_t) override {
+    struct Silent final : ProgressReporter {
+      void advance(int64_t) override {}
+      void finish() override {}
+    };
+    return std::make_unique<Silent>();
+  }
   CapturingLogger logger_;
 };
 

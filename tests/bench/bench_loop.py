@@ -151,7 +151,8 @@ def python_worker(spec: dict) -> dict:
     from torch.utils.data import DataLoader, Dataset, Sampler
 
     torch.set_num_threads(spec["threads"])
-    torch.manual_seed(spec["seed"])  # loom: torch::manual_seed(seed) before the model is created
+    # loom: the k-th create_model() of a run is seeded with derive_seed(seed, "model/<k>"); this is the first
+    torch.manual_seed(derive_seed(spec["seed"], "model/0"))
     root = Path(spec["root"])
     images = read_idx_gz(root / "train-images-idx3-ubyte.gz")
     labels = read_idx_gz(root / "train-labels-idx1-ubyte.gz")

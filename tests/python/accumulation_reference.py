@@ -33,7 +33,7 @@ def main() -> int:
 
     import torch
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(bl.derive_seed(args.seed, "model/0"))  # Loom seeds the k-th model with "model/<k>"
     fraction, n = bl.fraction_for(args.limit)
     images = bl.read_idx_gz(Path(args.root) / "train-images-idx3-ubyte.gz")
     labels = bl.read_idx_gz(Path(args.root) / "train-labels-idx1-ubyte.gz")

@@ -76,10 +76,10 @@ Synthetic::Synthetic(const CreateContext& ctx) : augment_(ctx.params.boolean("au
   const int64_t n_val = std::llround(val_fraction * n_train);
   const int64_t n_rest = n_train - n_val;
   const int64_t n_labeled = std::clamp<int64_t>(std::llround(labeled_fraction * n_rest), 1, n_rest);
-  val_ = sorted(order.narrow(0, 0, n_val));
-  labeled_ = sorted(order.narrow(0, n_val, n_labeled));
-  unlabeled_ = sorted(order.narrow(0, n_val + n_labeled, n_rest - n_labeled));
-  test_ = at::arange(n_train, n_train + n_test, at::kLong);
+  splits_.val = sorted(order.narrow(0, 0, n_val));
+  splits_.labeled = sorted(order.narrow(0, n_val, n_labeled));
+  splits_.unlabeled = sorted(order.narrow(0, n_val + n_labeled, n_rest - n_labeled));
+  splits_.test = at::arange(n_train, n_train + n_test, at::kLong);
 
   std::ostringstream fp;
   fp << std::setprecision(17);  // distinct float params must give distinct fingerprints
@@ -94,15 +94,7 @@ SampleSpec Synthetic::spec() const { return spec_; }
 
 int64_t Synthetic::size() const { return samples_.size(0); }
 
-at::Tensor Synthetic::indices(Split split) const {
-  switch (split) {
-    case Split::Labeled: return labeled_;
-    case Split::Unlabeled: return unlabeled_;
-    case Split::Val: return val_;
-    case Split::Test: return test_;
-  }
-  throw std::invalid_argument("synthetic: unknown split");
-}
+at::Tensor Synthetic::indices(Split split) const { return splits_[split]; }
 
 at::Tensor Synthetic::labels() const { return labels_; }
 

@@ -27,7 +27,7 @@ class Synthetic final : public Dataset {
   SampleSpec spec_;
   at::Tensor samples_;  // float [size, C, H, W], generated once
   at::Tensor labels_;   // int64 [size]
-  at::Tensor labeled_, unlabeled_, val_, test_;
+  SplitIndices splits_;
   std::string fingerprint_;
 };
 

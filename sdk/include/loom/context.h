@@ -17,6 +17,16 @@ namespace loom {
 
 class Dataset;
 
+/// Progress of long plugin work (a cache build): a bar on a terminal, periodic log lines otherwise.
+class ProgressReporter {
+ public:
+  virtual ~ProgressReporter() = default;
+  /// Adds `done` units; thread-safe, cheap enough to call per chunk.
+  virtual void advance(int64_t done) = 0;
+  /// Ends the display (also done by the destructor).
+  virtual void finish() = 0;
+};
+
 /// Run-wide services. Valid for the lifetime of every object the plugin creates.
 class RunContext {
  public:
@@ -35,10 +45,13 @@ class RunContext {
   virtual std::filesystem::path run_dir() const = 0;
   /// Where caches live ([run] cache_dir); shared between runs.
   virtual std::filesystem::path cache_dir() const = 0;
+  /// Starts a progress display of `total` units labelled `label`.
+  virtual std::unique_ptr<ProgressReporter> progress(std::string_view label, int64_t total) = 0;
 };
 
 /// Everything a factory gets. `dataset` is set for kinds that build on the data: the model (to read the
-/// sample shape and class count) and the cache (the dataset it will wrap). It is null for a dataset.
+/// sample shape and class count) and the cache (the dataset it will wrap). It is null for a dataset, and
+/// for a cache created by `loom cache info|clear DIR` (only inspect()/clear() are called then).
 struct CreateContext {
   const Params& params;
   RunContext& run;

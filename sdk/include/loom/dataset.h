@@ -13,6 +13,8 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,40 @@ struct SampleSpec {
   c10::ScalarType dtype = c10::kFloat;   ///< dtype `load` returns
   int64_t num_classes = 0;
   std::vector<std::string> class_names;  ///< optional; size num_classes when given
+  /// Optional: declares that load() returns `from_pixels(p, spec)` of uint8 pixels p, i.e. per channel c
+  /// (dim 0 of a sample) `p.to(dtype) * pixel_scale[c] + pixel_shift[c]`. A cache may then store the
+  /// uint8 pixels (4x smaller than float32) and convert each batch back, bit-identically, because both
+  /// sides run the same from_pixels(). Empty: load() is not an affine function of uint8 pixels.
+  std::vector<double> pixel_scale, pixel_shift;
+};
+
+/// The one conversion from uint8 pixels [B, C, ...] to what load() returns, for datasets that declare
+/// pixel_scale/pixel_shift (and for caches that store their uint8 pixels).
+inline at::Tensor from_pixels(const at::Tensor& pixels, const SampleSpec& spec) {
+  at::Tensor out = pixels.to(spec.dtype);
+  if (spec.pixel_scale.empty()) return out;
+  if (pixels.dim() < 2 || static_cast<int64_t>(spec.pixel_scale.size()) != pixels.size(1) ||
+      spec.pixel_shift.size() != spec.pixel_scale.size())
+    throw std::invalid_argument("loom::from_pixels: pixel_scale/pixel_shift must have one entry per channel");
+  for (int64_t c = 0; c < pixels.size(1); ++c) {
+    at::Tensor channel = out.select(1, c);
+    channel.mul_(spec.pixel_scale[static_cast<size_t>(c)]).add_(spec.pixel_shift[static_cast<size_t>(c)]);
+  }
+  return out;
+}
+
+/// Storage for the four splits, for dataset plugins: `return splits_[split];` implements indices().
+struct SplitIndices {
+  at::Tensor labeled, unlabeled, val, test;  ///< int64, 1-D, sorted, disjoint
+  const at::Tensor& operator[](Split s) const {
+    switch (s) {
+      case Split::Labeled: return labeled;
+      case Split::Unlabeled: return unlabeled;
+      case Split::Val: return val;
+      case Split::Test: return test;
+    }
+    throw std::invalid_argument("loom::SplitIndices: unknown split");
+  }
 };
 
 class Dataset {
@@ -63,6 +99,9 @@ class Dataset {
     (void)generator;
     return batch;
   }
+  /// Counts the host reports once per run in metrics.jsonl and summary.json under "dataset/<name>", e.g.
+  /// {"skipped_files": 3}. Default: none.
+  virtual std::map<std::string, int64_t> counters() const { return {}; }
 };
 
 }  // namespace loom

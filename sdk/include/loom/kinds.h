@@ -6,10 +6,11 @@
 
 namespace loom {
 
-enum class Kind { Dataset, Cache, Model, Precision, Accumulation, SelfTraining };
+enum class Kind { Dataset, Cache, Model, Precision, Accumulation, SelfTraining, Communicator };
 
-inline constexpr std::array<Kind, 6> kAllKinds = {Kind::Dataset,   Kind::Cache,        Kind::Model,
-                                                  Kind::Precision, Kind::Accumulation, Kind::SelfTraining};
+inline constexpr std::array<Kind, 7> kAllKinds = {Kind::Dataset,      Kind::Cache,        Kind::Model,
+                                                  Kind::Precision,    Kind::Accumulation, Kind::SelfTraining,
+                                                  Kind::Communicator};
 
 /// The kind's name as it appears in TOML table names and `loom plugins`.
 inline constexpr std::string_view to_string(Kind k) {
@@ -20,6 +21,7 @@ inline constexpr std::string_view to_string(Kind k) {
     case Kind::Precision: return "precision";
     case Kind::Accumulation: return "accumulation";
     case Kind::SelfTraining: return "self_training";
+    case Kind::Communicator: return "communicator";
   }
   return "?";
 }

@@ -13,6 +13,7 @@
 #include <loom/abi.h>
 #include <loom/accumulation.h>
 #include <loom/cache.h>
+#include <loom/communicator.h>
 #include <loom/context.h>
 #include <loom/dataset.h>
 #include <loom/kinds.h>

@@ -10,6 +10,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +33,9 @@ struct TrainRequest {
   int64_t round = 0;    ///< reported in metrics
   int64_t epochs = 0;   ///< 0: the run's [run] epochs
   View data;            ///< what to train on
+  /// false: the model's dropout modules stay in eval mode during this stage (no dropout noise); the
+  /// student-noise switch of self-training. Augmentation is View::augment.
+  bool dropout = true;
 };
 
 struct EvalResult {
@@ -42,6 +46,12 @@ struct EvalResult {
 
 using MetricValue = std::variant<int64_t, double, std::string>;
 
+/// A model saved by TrainerServices::save_model.
+struct SavedModel {
+  std::filesystem::path path;  ///< inside the run directory
+  std::string sha256;          ///< of the file's bytes, lower-case hex
+};
+
 /// The host's training services. Each call runs the host's loop with the run's optimizer, LR schedule,
 /// precision, accumulation, loader and checkpointing.
 class TrainerServices {
@@ -51,15 +61,23 @@ class TrainerServices {
   virtual const Dataset& dataset() const = 0;
   /// A view of a split with the dataset's own labels.
   virtual View split(Split split) const = 0;
-  /// A freshly initialised model from the run's [model] table, on the run's device.
+  /// A freshly initialised model from the run's [model] table, on the run's device. The k-th call of a run
+  /// initialises from a seed derived from the run seed and k, so a resumed run recreates the same models.
   virtual std::shared_ptr<Model> create_model() = 0;
   /// Trains `model` in place (a fresh optimizer and LR schedule per call; validation each epoch).
+  /// Resuming a run: a stage that had finished before the interruption is not trained again; its final
+  /// weights are loaded instead, so a deterministic driver replays completed rounds cheaply and exactly.
   virtual void train(Model& model, const TrainRequest& request) = 0;
   /// Class probabilities [n, C] (float, CPU) in eval mode, batched, without augmentation.
   virtual at::Tensor predict(Model& model, const View& view) = 0;
   virtual EvalResult evaluate(Model& model, const View& view) = 0;
   /// Appends one record to metrics.jsonl (the host adds the stage and timestamps).
   virtual void log_metrics(const std::map<std::string, MetricValue>& record) = 0;
+  /// Saves the model's weights atomically as `<run_dir>/models/<name>.pt` (loadable like model.pt) and
+  /// returns its path and hash, e.g. to record which teacher produced a set of pseudo labels.
+  virtual SavedModel save_model(Model& model, const std::string& name) = 0;
+  /// Adds (or replaces) a top-level key in the run's summary.json, e.g. "round2_test_accuracy".
+  virtual void summarize(const std::string& key, const MetricValue& value) = 0;
 };
 
 class SelfTraining {
