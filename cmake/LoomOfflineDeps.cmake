@@ -1,6 +1,6 @@
 # Offline third-party dependencies, used only with -DLOOM_DEPS_DIR=<dir>: a folder made by
-# scripts/gpu-deps.sh (headers of toml++, spdlog, fmt, CLI11, nlohmann-json, zlib and the Boost subset
-# Boost.DLL uses; a static libz.a; GoogleTest's sources). It defines the same target names the
+# scripts/gpu-deps.sh (headers of toml++, spdlog, fmt, CLI11, nlohmann-json, zlib, libjpeg, libpng and the
+# Boost subset Boost.DLL uses; a static libz.a, shared libjpeg and libpng; GoogleTest's sources). It defines the same target names the
 # find_package() calls in the top-level CMakeLists.txt and tests/CMakeLists.txt would, which then skip
 # themselves. For a machine with a compiler, CMake and Python + torch but no -dev packages and no
 # network (the GPU check: scripts/gpu-check.sh). Without LOOM_DEPS_DIR this file does nothing.
@@ -59,6 +59,21 @@ endif()
 set(ZLIB_FOUND TRUE)
 set(ZLIB_INCLUDE_DIRS "${_loom_inc}/zlib")
 set(ZLIB_LIBRARIES ZLIB::ZLIB)
+
+# libjpeg-turbo and libpng (the image-folder dataset and its tests): shared libraries, because Debian's
+# static archives of them are not position-independent; the build tree's RUNPATH finds them.
+foreach(_loom_lib "JPEG;jpeg;libjpeg.so.62" "PNG;png;libpng16.so.16")
+  list(GET _loom_lib 0 _loom_pkg)
+  list(GET _loom_lib 1 _loom_dir)
+  list(GET _loom_lib 2 _loom_file)
+  if(NOT TARGET ${_loom_pkg}::${_loom_pkg} AND EXISTS "${LOOM_DEPS_DIR}/lib/${_loom_file}")
+    add_library(${_loom_pkg}::${_loom_pkg} SHARED IMPORTED GLOBAL)
+    set_target_properties(${_loom_pkg}::${_loom_pkg} PROPERTIES
+      IMPORTED_LOCATION "${LOOM_DEPS_DIR}/lib/${_loom_file}"
+      IMPORTED_SONAME "${_loom_file}"
+      INTERFACE_INCLUDE_DIRECTORIES "${_loom_inc}/${_loom_dir}")
+  endif()
+endforeach()
 
 # GoogleTest from its sources: GTest::gtest and GTest::gtest_main (aliases googletest defines itself).
 # Built only when the tests are (EXCLUDE_FROM_ALL), never installed, without gmock (Loom doesn't use it).

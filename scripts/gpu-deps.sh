@@ -3,9 +3,12 @@
 # to build Loom offline, taken from THIS machine's Debian packages (run scripts/setup.sh first):
 #   include/<lib>/...   headers, one folder per library (so e.g. fmt is only visible to spdlog's users,
 #                       never to translation units that also see LibTorch's bundled fmt)
-#                       toml++, spdlog, fmt, CLI11, nlohmann-json, zlib, and the Boost headers Boost.DLL
-#                       really includes (found with the compiler, plus boost/{config,predef,dll} whole)
+#                       toml++, spdlog, fmt, CLI11, nlohmann-json, zlib, libjpeg, libpng, and the Boost
+#                       headers Boost.DLL really includes (found with the compiler, plus
+#                       boost/{config,predef,dll} whole)
 #   lib/libz.a          zlib, static and position-independent (no runtime dependency on libz.so.1)
+#   lib/libjpeg.so.62, lib/libpng16.so.16   libjpeg-turbo and libpng (the image-folder dataset), shared:
+#                       Debian's static archives of them are not position-independent
 #   src/googletest/     GoogleTest sources (built with add_subdirectory)
 #   data/fashion-mnist/ the Fashion-MNIST files (~30 MiB) for the quickstart; --no-data leaves them out
 #   MANIFEST.txt        package versions and sizes
@@ -20,7 +23,7 @@ dest=.gpu-deps
 for a in "$@"; do
   case "$a" in
     --no-data) with_data=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) dest=$a ;;
   esac
 done
@@ -28,7 +31,8 @@ done
 CXX=${CXX:-g++}
 INC=/usr/include
 FMNIST=/usr/share/datasets/fashion-mnist
-need=(libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libboost-dev zlib1g-dev googletest)
+need=(libtomlplusplus-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libboost-dev zlib1g-dev
+      libjpeg62-turbo-dev libpng-dev googletest)
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     { echo "gpu-deps: Debian package $p is missing here (run scripts/setup.sh)" >&2; exit 1; }
@@ -89,6 +93,17 @@ nonpic=$(cd "$tmp/z" && ar x "$dest/lib/libz.a" && for o in *.o; do readelf -r "
 if [ "$nonpic" != 0 ]; then
   echo "gpu-deps: $ZA is not position-independent; the fashion-mnist plugin could not link it" >&2; exit 1
 fi
+
+# libjpeg-turbo and libpng (the image-folder dataset): headers and the shared libraries, under their
+# sonames. Not the static archives: Debian builds libjpeg.a and libpng16.a without -fPIC (their error
+# printers address stderr directly), so no plugin can hold them. At run time they need only libz.so.1,
+# libm and libc; the build tree finds them through its RUNPATH.
+mkdir -p "$dest/include/jpeg" "$dest/include/png"
+for h in jpeglib.h jerror.h jmorecfg.h; do cp -L "$INC/$h" "$dest/include/jpeg/"; done
+cp -L "$(dpkg -L libjpeg62-turbo-dev | grep '/jconfig\.h$' | head -1)" "$dest/include/jpeg/"
+for h in png.h pngconf.h pnglibconf.h; do cp -L "$INC/libpng16/$h" "$dest/include/png/"; done
+cp -L "$(dpkg -L libjpeg62-turbo-dev | grep '/libjpeg\.so$' | head -1)" "$dest/lib/libjpeg.so.62"
+cp -L "$(dpkg -L libpng-dev | grep '/libpng16\.so$' | head -1)" "$dest/lib/libpng16.so.16"
 
 # GoogleTest sources (the package's CMake project: googletest + googlemock).
 cp -a /usr/src/googletest "$dest/src/googletest"

@@ -1,5 +1,6 @@
 // Every registered built-in plugin is created with its schema defaults and exercised through its kind's
 // interface — a new plugin is covered the day it lands.
+#include "image_files.h"
 #include "test_util.h"
 
 #include "registry.h"
@@ -11,9 +12,14 @@
 namespace loom::test {
 namespace {
 
-Params defaults(const Schema& schema) {
+// Schema defaults, plus `given` values (for required parameters such as a dataset's root).
+Params defaults(const Schema& schema, const std::map<std::string, Value>& given = {}) {
   std::map<std::string, Value> values;
   for (const auto& spec : schema) {
+    if (auto it = given.find(spec.name); it != given.end()) {
+      values[spec.name] = it->second;
+      continue;
+    }
     EXPECT_FALSE(spec.is_required && !spec.default_value)
         << "built-in parameter '" << spec.name << "' is required; give it a default or extend this test";
     if (spec.default_value) values[spec.name] = *spec.default_value;
@@ -24,6 +30,8 @@ Params defaults(const Schema& schema) {
 class EveryPlugin : public ::testing::Test {
  protected:
   void SetUp() override {
+    write_easy_folder(images / "folder", 4, 6, 8);
+    required["image-folder"] = {{"root", (images / "folder").string()}};
     registry.scan({LOOM_TEST_PLUGIN_DIR});
     ASSERT_TRUE(registry.failures().empty()) << registry.failures()[0].file << ": " << registry.failures()[0].reason;
     for (Kind k : kAllKinds) ASSERT_FALSE(registry.features(k).empty()) << "no " << to_string(k) << " plugin built";
@@ -34,10 +42,12 @@ class EveryPlugin : public ::testing::Test {
   }
   template <class T>
   std::shared_ptr<T> make(const host::Feature& f) {
-    params = defaults(f.info.params);
+    params = defaults(f.info.params, required[f.info.name]);
     return registry.create<T>(f, CreateContext{params, ctx, dataset});
   }
 
+  TempDir images;
+  std::map<std::string, std::map<std::string, Value>> required;  // feature name -> values of required params
   host::Registry registry;
   host::HostLogger logger;
   host::HostRunContext ctx{logger, c10::kCPU, 1, 1, {}, fs::temp_directory_path() / "loom-test-cache"};

@@ -2,11 +2,13 @@
 
 #include "idx.h"
 
+#include "common/dataset/crop_flip.h"
+#include "common/dataset/label_splits.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -52,8 +54,6 @@ void check_pair(const idx::LabeledImages& pair, const fs::path& images) {
       throw std::runtime_error("fashion-mnist: label " + std::to_string(label) +
                                " out of range 0..9 in the labels of '" + images.string() + "'");
 }
-
-at::Tensor sorted(const at::Tensor& indices) { return std::get<0>(indices.sort()); }
 
 }  // namespace
 
@@ -130,45 +130,23 @@ FashionMnist::FashionMnist(const CreateContext& ctx)
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::ostringstream msg;
   msg << "fashion-mnist: " << size() << " samples from " << root.string() << " in " << seconds
-      << " s; labeled " << labeled_.size(0) << ", unlabeled " << unlabeled_.size(0) << ", val " << val_.size(0)
-      << ", test " << test_.size(0);
+      << " s; labeled " << splits_.labeled.size(0) << ", unlabeled " << splits_.unlabeled.size(0) << ", val " << splits_.val.size(0)
+      << ", test " << splits_.test.size(0);
   ctx.run.logger().info(msg.str());
 }
 
 void FashionMnist::make_splits(const Params& params, int64_t n_train) {
-  const int64_t val_size = params.integer("val_size");
-  const int64_t per_class = params.integer("labeled_per_class");
-  if (val_size >= n_train)
-    throw std::runtime_error("fashion-mnist: val_size=" + std::to_string(val_size) +
-                             " leaves no training samples (the train set has " + std::to_string(n_train) + ")");
-
+  dataset_common::PoolSplitOptions options;
+  options.val_size = params.integer("val_size");
+  options.val_param = "val_size=" + std::to_string(options.val_size);
+  options.labeled_per_class = params.integer("labeled_per_class");
+  options.labeled_fraction = params.real("labeled_fraction");
   // A generator of its own, so the partition depends on split_seed only, never on the run seed.
   at::Generator generator =
       at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(params.integer("split_seed")));
-  const at::Tensor order = at::randperm(n_train, generator, at::kLong);
-  val_ = sorted(order.narrow(0, 0, val_size));
-  const at::Tensor rest = order.narrow(0, val_size, n_train - val_size);
-
-  at::Tensor labeled = at::zeros({rest.size(0)}, at::kBool);
-  if (per_class > 0) {
-    // Stratified: the first per_class samples of each class in the seeded order.
-    const at::Tensor rest_labels = labels_.index_select(0, rest);
-    for (int64_t c = 0; c < kClasses; ++c) {
-      const at::Tensor positions = (rest_labels == c).nonzero().squeeze(1);
-      if (positions.size(0) < per_class)
-        throw std::runtime_error("fashion-mnist: labeled_per_class=" + std::to_string(per_class) + " but class " +
-                                 spec().class_names[c] + " has only " + std::to_string(positions.size(0)) +
-                                 " training samples outside the " + std::to_string(val_size) +
-                                 " validation samples");
-      labeled.index_fill_(0, positions.narrow(0, 0, per_class), true);
-    }
-  } else {
-    const auto count = static_cast<int64_t>(std::llround(params.real("labeled_fraction") * rest.size(0)));
-    labeled.narrow(0, 0, count).fill_(true);
-  }
-  labeled_ = sorted(rest.masked_select(labeled));
-  unlabeled_ = sorted(rest.masked_select(labeled.logical_not()));
-  test_ = at::arange(n_train, size(), at::kLong);
+  dataset_common::split_pool(splits_, at::arange(n_train, at::kLong), labels_, spec().class_names, options, generator,
+                             "fashion-mnist");
+  splits_.test = at::arange(n_train, size(), at::kLong);
 }
 
 SampleSpec FashionMnist::spec() const {
@@ -176,52 +154,30 @@ SampleSpec FashionMnist::spec() const {
           .dtype = at::kFloat,
           .num_classes = kClasses,
           .class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                          "Bag", "Ankle boot"}};
+                          "Bag", "Ankle boot"},
+          .pixel_scale = {scale_},
+          .pixel_shift = {shift_}};
 }
 
 int64_t FashionMnist::size() const { return images_.size(0); }
 
-at::Tensor FashionMnist::indices(Split split) const {
-  switch (split) {
-    case Split::Labeled: return labeled_;
-    case Split::Unlabeled: return unlabeled_;
-    case Split::Val: return val_;
-    case Split::Test: return test_;
-  }
-  throw std::invalid_argument("fashion-mnist: unknown split");
-}
+at::Tensor FashionMnist::indices(Split split) const { return splits_[split]; }
 
 at::Tensor FashionMnist::labels() const { return labels_; }
 
 at::Tensor FashionMnist::load(const at::Tensor& indices) const {
   if (indices.scalar_type() != at::kLong || indices.dim() != 1)
     throw std::invalid_argument("fashion-mnist: load() wants a 1-D int64 index tensor");
-  at::Tensor batch = images_.index_select(0, indices).to(at::kFloat);
-  if (normalize_ != "none") batch.mul_(scale_).add_(shift_);
-  return batch;
+  // from_pixels() is the declared pixel affine: a cache storing uint8 pixels reproduces these bytes exactly.
+  return from_pixels(images_.index_select(0, indices), spec());
 }
 
 std::string FashionMnist::fingerprint() const { return fingerprint_; }
 
 at::Tensor FashionMnist::augment(const at::Tensor& batch, at::Generator& generator) const {
-  if (!augment_ || batch.size(0) == 0) return batch;
-  const int64_t n = batch.size(0), c = batch.size(1), h = batch.size(2), w = batch.size(3);
-  const int64_t padded_w = w + 2 * pad_;
-  const at::Tensor flip = at::randint(0, 2, {n, 1}, generator).to(at::kBool);
-  const at::Tensor dy = at::randint(0, 2 * pad_ + 1, {n, 1}, generator);
-  const at::Tensor dx = at::randint(0, 2 * pad_ + 1, {n, 1}, generator);
-
-  // One gather does crop and flip for the whole batch: per sample, the source pixel of every output pixel.
-  const at::Tensor cols_forward = at::arange(w, at::kLong);
-  const at::Tensor rows = dy + at::arange(h, at::kLong);                                    // [n, h]
-  const at::Tensor cols = dx + at::where(flip, cols_forward.flip(0), cols_forward);        // [n, w]
-  const at::Tensor source = (rows.unsqueeze(2) * padded_w + cols.unsqueeze(1)).view({n, 1, h * w});
-
+  if (!augment_) return batch;
   // The border takes the value a black pixel has after normalisation, as if padded before it.
-  const at::Tensor padded = pad_ > 0 ? at::constant_pad_nd(batch, {pad_, pad_, pad_, pad_}, shift_) : batch;
-  return padded.reshape({n, c, -1})
-      .gather(2, source.expand({n, c, h * w}).to(batch.device()))
-      .view({n, c, h, w});
+  return dataset_common::random_crop_flip(batch, generator, pad_, /*flip=*/true, {shift_});
 }
 
 }  // namespace loom::builtin

@@ -28,7 +28,7 @@ class FashionMnist final : public Dataset {
   // Raw pixels of train (0..59999) then test (60000..69999): uint8 [70000, 1, 28, 28], never modified.
   at::Tensor images_;
   at::Tensor labels_;  // int64 [70000]
-  at::Tensor labeled_, unlabeled_, val_, test_;
+  SplitIndices splits_;
   std::string normalize_;
   // load() computes x * scale_ + shift_, so the padding of a crop can use the value of a black pixel.
   double scale_ = 1.0, shift_ = 0.0;
