@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-KIND_ORDER = ["dataset", "cache", "model", "precision", "accumulation", "self_training"]
+KIND_ORDER = ["dataset", "cache", "model", "precision", "accumulation", "self_training", "communicator"]
 TABLE_DOCS = {
     "run": "Run-wide settings.",
     "loader": "The training/evaluation loader (micro-batch size, prefetch depth).",
@@ -82,8 +82,8 @@ def main():
         out += [f"### `[{name}]`", "", TABLE_DOCS.get(name, ""), "", table(params)]
     out += ["## Plugin tables", "",
             "`[KIND]` with `plugin = \"NAME\"` plus that plugin's parameters. `[dataset]` and `[model]` are",
-            "required; a missing `[cache]`, `[precision]`, `[accumulation]` or `[self_training]` table means",
-            "its neutral plugin (`none`, `fp32`, `none`, `none`).", ""]
+            "required; a missing `[cache]`, `[precision]`, `[accumulation]`, `[self_training]` or `[communicator]`",
+            "table means its neutral plugin (`none`, `fp32`, `none`, `none`, `none`).", ""]
     plugins = sorted(data["plugins"], key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]))
     for p in plugins:
         out += [f"### `[{p['kind']}] plugin = \"{p['name']}\"`", "",

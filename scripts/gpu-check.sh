@@ -14,6 +14,9 @@
 #   build         loom + plugins first, then the tests (so the GPU runs happen even if the tests don't build)
 #   tests         ctest -j8 --timeout 300, minus install.third_party_plugin (an out-of-tree CPU build)
 #   quickstart    configs/quickstart.toml on cuda, 3 epochs (metrics.jsonl and summary.json come back)
+#   communicator  the quickstart again with the nccl communicator as the only rank (RANK=0 WORLD_SIZE=1 …):
+#                 same test accuracy as `none` (within 0.01); comm_check's collectives through nccl, and
+#                 its all-reduce bandwidth (256 MB)
 #   precision     scripts/gpu-check-precision.sh, if present and executable (fp32/TF32/bf16/fp16 table)
 #   accumulation  quickstart CNN on synthetic 1x28x28 data: micro-batch x steps = 256x1, 64x4, 16x16
 # Everything lands in $OUT (at most 8 files come back): summary.md (also printed at the end), build.log,
@@ -23,7 +26,7 @@
 # Environment: OUT (default build-gpu/check-out), GPU_CHECK_BUDGET (seconds), JOBS (default nproc),
 # GPU_ARCH (default 90 → CMAKE_CUDA_ARCHITECTURES=90, TORCH_CUDA_ARCH_LIST=9.0), LOOM_BUILD_DIR
 # (default build-gpu, git-ignored), PYTHON (default: the python3 that imports torch), CMAKE_GENERATOR
-# (default Ninja when found), GPU_RESERVE (seconds kept back for the GPU runs, default 180), SKIP_TESTS=1
+# (default Ninja when found), GPU_RESERVE (seconds kept back for the GPU runs, default 240), SKIP_TESTS=1
 # (build the tests but don't run ctest). For a dry run without a GPU: GPU_CHECK_DEVICE=cpu,
 # QUICKSTART_EPOCHS (default 3), ACCUM_SAMPLES (default 32768).
 set -uo pipefail
@@ -53,10 +56,10 @@ SECTIONS=$WORK/sections.md
 : > "$SECTIONS"
 
 # Time plan (seconds): each stage may take at most its CAP, and never eats into the RESERVE kept for the
-# stages after it, so the GPU runs (quickstart ~20-50, precision ~90, accumulation ~40) keep their time
-# even when the build is slow; ctest gets what is left (up to 150 s). To give ctest more, raise
-# GPU_CHECK_BUDGET (and the device call's timeout_s with it).
-GPU_RESERVE=${GPU_RESERVE:-180}
+# stages after it, so the GPU runs (quickstart ~20-50, communicator ~20-60, precision ~90, accumulation
+# ~40) keep their time even when the build is slow; ctest gets what is left (up to 150 s). To give ctest
+# more, raise GPU_CHECK_BUDGET (and the device call's timeout_s with it).
+GPU_RESERVE=${GPU_RESERVE:-240}
 left() { echo $(( BUDGET - (SECONDS - T0) )); }
 log() { printf '[gpu-check %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
 # stage_time CAP RESERVE: the seconds a stage may take: at most CAP, leaving RESERVE for later stages.
@@ -230,6 +233,9 @@ else
     record configure ok "$s" "$(grep -m1 'offline dependencies' "$BUILD_LOG" | sed 's/^-- //')"
     # 1. loom and every plugin; 2. the rest (tests, fixtures).
     plugins=$(grep -ho 'loom_add_plugin([A-Za-z0-9_]*' plugins/*/*/CMakeLists.txt | sed 's/loom_add_plugin(//' | tr '\n' ' ')
+    # Only the plugins this configuration defines: some are optional (mpi needs MPI, nccl CUDA + NCCL).
+    # CMake lists every target's folder in TargetDirectories.txt, with either generator.
+    plugins=$(for p in $plugins; do grep -q "/$p.dir\$" "$BUILD/CMakeFiles/TargetDirectories.txt" 2>/dev/null && echo "$p"; done | tr '\n' ' ')
     s=$SECONDS
     t=$(stage_time 300 100)
     log "build loom + plugins (timeout ${t}s, -j$JOBS)"
@@ -315,7 +321,7 @@ run_dir_of() { ls -d "$1"/*/*/ 2>/dev/null | head -1; }   # <output_dir>/<name>/
 
 # --- quickstart on cuda ------------------------------------------------------------------------------
 s=$SECONDS
-t=$(stage_time 75 130)
+t=$(stage_time 75 190)
 if ((built_loom)) && (( t >= MIN_STAGE )); then
   DATA=""
   for d in "$DEPS/data/fashion-mnist" /usr/share/datasets/fashion-mnist; do
@@ -355,6 +361,73 @@ if ((built_loom)) && (( t >= MIN_STAGE )); then
   fi
 else
   record quickstart SKIPPED "$s" "$( ((built_loom)) && echo 'out of time' || echo 'no loom binary')"
+fi
+
+# --- communicator: nccl at world size 1 against the quickstart's `none` run; all-reduce bandwidth -------
+# Same arguments as the quickstart above (same data, epochs, seed), plus the nccl communicator launched
+# torchrun-style as the only rank. Its output goes into quickstart.log (only 8 files come back).
+s=$SECONDS
+t=$(stage_time 60 130)
+NCCL_SO=$BUILD/plugins/libloom_communicator_nccl.so
+if ((built_loom)) && [ "$DEVICE" = cuda ] && [ -f "$NCCL_SO" ] && [ -f "$OUT/quickstart-summary.json" ] && (( t >= MIN_STAGE )); then
+  nccl_env=(env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500)
+  nccl_args=()
+  for a in "${qs_args[@]}"; do nccl_args+=("${a/#run.output_dir=*/run.output_dir=$WORK/qs-nccl}"); done
+  nccl_args+=(--set communicator.plugin=nccl)
+  log "communicator: nccl, world size 1 (timeout ${t}s)"
+  { echo; echo "== communicator nccl, world size 1"; echo "\$ ${nccl_env[*]} loom ${nccl_args[*]}"; } >> "$OUT/quickstart.log"
+  timeout -k 5 "$t" "${nccl_env[@]}" "$LOOM" "${nccl_args[@]}" >> "$OUT/quickstart.log" 2>&1
+  rc=$?
+  rd=$(run_dir_of "$WORK/qs-nccl")
+  cmp=$("$PY" - "$OUT/quickstart-summary.json" "${rd:-/nonexistent}/summary.json" <<'PY' 2>&1
+import json, sys
+try:
+    a = json.load(open(sys.argv[1]))["test_accuracy"]
+    b = json.load(open(sys.argv[2]))["test_accuracy"]
+except Exception as e:
+    print("FAIL no test accuracy to compare (%s)" % e); sys.exit()
+d = abs(a - b)
+# GPU kernels are not bitwise deterministic run to run; one point of accuracy is far beyond that noise.
+print("%s none %.4f, nccl %.4f, difference %.4f (allowed 0.0100)" % ("ok" if d <= 0.01 else "FAIL", a, b, d))
+PY
+)
+  note="$(why $rc); ${cmp#* }"
+  status=$([ $rc = 0 ] && [ "${cmp%% *}" = ok ] && echo ok || echo FAIL)
+  ((rc)) && tail -15 "$OUT/quickstart.log"
+  bw="(comm_check not built)"
+  checks="(comm_check not built)"
+  if [ -x "$BUILD/tests/comm_check" ]; then
+    # The collectives of tests/distributed/comm_check.cpp (Sum/Avg/Max over mixed dtypes in many small
+    # buckets, broadcast, barrier, error messages) through the nccl plugin, as the only rank.
+    log "communicator: comm_check all --plugin nccl"
+    echo "== comm_check all --plugin nccl --set bucket_mb=0.05" >> "$OUT/quickstart.log"
+    checks=$(timeout -k 5 30 "${nccl_env[@]}" MASTER_PORT=29501 "$BUILD/tests/comm_check" all --plugin nccl --set bucket_mb=0.05 2>&1 |
+             tee -a "$OUT/quickstart.log" | grep -E '^comm_check|FAIL')
+    [ -n "$checks" ] || checks="(no result; see quickstart.log)"
+    grep -q passed <<<"$checks" || status=FAIL
+    log "communicator: all-reduce bandwidth"
+    echo "== comm_check bandwidth --plugin nccl --mb 256 --iters 20" >> "$OUT/quickstart.log"
+    bw=$(timeout -k 5 30 "${nccl_env[@]}" MASTER_PORT=29502 "$BUILD/tests/comm_check" bandwidth --plugin nccl --mb 256 --iters 20 2>&1 |
+         tee -a "$OUT/quickstart.log" | grep -E '^bandwidth|FAIL')
+    [ -n "$bw" ] || bw="(no result; see quickstart.log)"
+    grep -q FAIL <<<"$bw" && status=FAIL
+  fi
+  record communicator "$status" "$s" "$note; comm_check: $checks"
+  {
+    echo "## Communicator nccl at world size 1 (RANK=0 WORLD_SIZE=1 …) vs none"
+    echo
+    echo "test accuracy: ${cmp#* }"
+    echo
+    echo "comm_check all (collectives and their errors): $checks"
+    echo
+    echo "All-reduce (Avg) on one GPU; with one rank nothing crosses between GPUs, so this times the plugin's own"
+    echo "work (flattening 64 tensors into a bucket and back) and the per-call overhead:"
+    echo '```'
+    echo "$bw"
+    echo '```'
+  } | section
+else
+  record communicator SKIPPED "$s" "$( ((built_loom)) || echo 'no loom binary '; [ "$DEVICE" = cuda ] || echo 'not cuda '; [ -f "$NCCL_SO" ] || echo 'nccl plugin not built '; [ -f "$OUT/quickstart-summary.json" ] || echo 'no quickstart run to compare '; (( t >= MIN_STAGE )) || echo 'out of time')"
 fi
 
 # --- precision (another engineer's script) -----------------------------------------------------------
