@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what Loom needs, skipping whatever is already present (idempotent, quick on a ready machine).
 #   Debian packages: compilers' libraries (Boost.DLL, toml++, spdlog, GoogleTest, CLI11, nlohmann-json,
-#   zlib), ccache, and the Fashion-MNIST data set.
+#   zlib, libjpeg-turbo and libpng for the image-folder dataset), ccache, and the Fashion-MNIST data set.
 #   PyPI: torch (LibTorch comes from its wheel) and numpy (reference checks in tests).
 set -euo pipefail
 
 TORCH_VERSION=2.15.0   # keep in step with LOOM_TORCH_VERSION in CMakeLists.txt
 DEBS=(build-essential cmake python3 python3-pip libboost-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
-      libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache dataset-fashion-mnist)
+      libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache dataset-fashion-mnist
+      libopenmpi-dev openmpi-bin libjpeg62-turbo-dev libpng-dev)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -1,0 +1,109 @@
+#include "provenance.h"
+
+#include "common/npy/file_io.h"
+#include "common/npy/npy_tensor.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string_view>
+
+namespace loom::pseudo_label {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("pseudo-label: cannot read '" + file.string() + "'");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Same file names with the same bytes.
+bool same_contents(const fs::path& a, const fs::path& b) {
+  auto names = [](const fs::path& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const std::vector<std::string> files = names(a);
+  if (files != names(b)) return false;
+  for (const std::string& f : files)
+    if (read_bytes(a / f) != read_bytes(b / f)) return false;
+  return true;
+}
+
+// ".<name><suffix>" beside `dir`: a temporary that a reader of the run directory skips.
+fs::path hidden_sibling(const fs::path& dir, std::string_view suffix) {
+  std::string name(".");
+  name.append(dir.filename().string()).append(suffix);
+  return dir.parent_path() / name;
+}
+
+}  // namespace
+
+Written write_array_dir(const fs::path& dir, const std::vector<std::pair<std::string, at::Tensor>>& arrays) {
+  const fs::path parent = dir.parent_path();
+  const fs::path temp = hidden_sibling(dir, ".partial");
+  const fs::path old = hidden_sibling(dir, ".old");
+  fs::remove_all(temp);  // left by a crash while writing: never part of the record
+  fs::remove_all(old);
+  fs::create_directories(temp);
+  for (const auto& [name, tensor] : arrays) npy::save_tensor(temp / (name + ".npy"), tensor.cpu());
+
+  Written result = Written::Fresh;
+  if (fs::exists(dir)) {
+    if (same_contents(dir, temp)) {
+      fs::remove_all(temp);
+      return Written::Identical;
+    }
+    // A directory cannot be renamed over a non-empty one: move the old one aside first. A crash in
+    // between leaves no `dir` (the round is redone on resume), never a mixed one.
+    fs::rename(dir, old);
+    result = Written::Replaced;
+  }
+  fs::rename(temp, dir);
+  npy::fsync_directory(parent);
+  fs::remove_all(old);
+  return result;
+}
+
+void write_json(const fs::path& file, const nlohmann::json& value) {
+  npy::write_file_atomic(file, value.dump(2) + "\n");
+}
+
+RoundLog::RoundLog(fs::path file) : file_(std::move(file)) {
+  if (!fs::exists(file_)) return;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_bytes(file_));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("pseudo-label: '" + file_.string() + "' is not valid JSON (" + e.what() +
+                             "); it records the rounds a resumed run already reported — restore it or start a new run");
+  }
+  if (!j.is_object() || !j.contains("rounds") || !j["rounds"].is_array())
+    throw std::runtime_error("pseudo-label: '" + file_.string() + "' has no \"rounds\" list; restore it or start a new run");
+  rounds_ = j["rounds"];
+}
+
+bool RoundLog::contains(int64_t round) const {
+  for (const auto& r : rounds_)
+    if (r.value("round", int64_t{-1}) == round) return true;
+  return false;
+}
+
+void RoundLog::record(const nlohmann::json& entry) {
+  const int64_t round = entry.at("round").get<int64_t>();
+  bool replaced = false;
+  for (auto& r : rounds_)
+    if (r.value("round", int64_t{-1}) == round) {
+      r = entry;
+      replaced = true;
+    }
+  if (!replaced) rounds_.push_back(entry);
+  write_json(file_, nlohmann::json{{"rounds", rounds_}});
+}
+
+}  // namespace loom::pseudo_label
