@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -34,6 +35,19 @@ void note_peak(int64_t now) {
   }
 }
 
+// Freed blocks of at least kMinCached bytes are kept (up to kMaxCached in all) and handed out again for a
+// request of the same size. Batches have the same size every step; without this, glibc serves each one
+// with a fresh mmap (its mmap threshold caps at 32 MiB), and the page faults and zeroing of tens of MB per
+// batch cost more than the gather itself (docs/benchmarks.md, caches). Cached blocks are not counted as
+// in use: peak_memory_mb stays the tensors' peak.
+constexpr size_t kMinCached = size_t{1} << 20;
+constexpr size_t kMaxCached = size_t{1} << 30;
+size_t g_cached_bytes = 0;  // guarded by table_mutex()
+std::multimap<size_t, void*>& free_blocks() {
+  static auto* blocks = new std::multimap<size_t, void*>();  // never destroyed, like table()
+  return *blocks;
+}
+
 void counting_delete(void* data) {
   if (!data) return;
   size_t n = 0;
@@ -44,15 +58,33 @@ void counting_delete(void* data) {
       n = it->second;
       table().erase(it);
     }
+    if (n >= kMinCached && g_cached_bytes + n <= kMaxCached) {
+      free_blocks().emplace(n, data);
+      g_cached_bytes += n;
+      data = nullptr;
+    }
   }
   g_current.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
-  c10::free_cpu(data);
+  if (data) c10::free_cpu(data);
+}
+
+/// A cached block of exactly `n` bytes, or nullptr.
+void* reuse_block(size_t n) {
+  if (n < kMinCached) return nullptr;
+  std::lock_guard<std::mutex> lock(table_mutex());
+  auto it = free_blocks().find(n);
+  if (it == free_blocks().end()) return nullptr;
+  void* data = it->second;
+  free_blocks().erase(it);
+  g_cached_bytes -= n;
+  return data;
 }
 
 class CountingCpuAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) override {
-    void* data = n ? c10::alloc_cpu(n) : nullptr;
+    void* data = reuse_block(n);
+    if (!data && n) data = c10::alloc_cpu(n);
     if (data) {
       {
         std::lock_guard<std::mutex> lock(table_mutex());

@@ -7,6 +7,7 @@
 // config exactly as `loom run` would create them. The first epoch of an uncached or npy-cold run includes
 // whatever the cache builds in wrap(); wrap() is timed separately and reported as "setup_seconds".
 #include "loader.h"
+#include "memory.h"
 #include "run_context.h"
 #include "setup.h"
 
@@ -45,6 +46,7 @@ int main(int argc, char** argv) {
   try {
     const ResolvedConfig config = load_and_validate(config_file, overrides, registry, logger);
     const int threads = apply_threads(config.run);
+    CpuMemoryTracker::install();  // the CPU allocator `loom run` uses (it keeps large blocks for reuse)
     HostRunContext context(logger, c10::Device(c10::kCPU), static_cast<uint64_t>(config.run.integer("seed")), threads,
                            {}, config.run.str("cache_dir"));
     auto t0 = std::chrono::steady_clock::now();

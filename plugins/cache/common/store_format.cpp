@@ -1,6 +1,8 @@
 #include "cache/common/store_format.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 #include <cstdio>
 #include <stdexcept>
@@ -125,6 +127,12 @@ StoreFormat::StoreFormat(const std::string& store_dtype, const SampleSpec& spec,
       if (s == 0.0) throw std::invalid_argument(who_ + ": the dataset declares a pixel_scale of 0; uint8 storage cannot invert it");
     store_ = at::kByte;
     pixels_ = true;
+    if (at::isFloatingType(spec.dtype)) {  // the lookup table of from_store(): from_pixels() of 0..255
+      const int64_t channels = spec.shape[0];
+      lut_ = from_pixels(at::arange(256, at::kByte).view({1, 1, 256}).expand({1, channels, 256}).contiguous(), spec)
+                 .view({channels, 256})
+                 .contiguous();
+    }
   } else {
     throw std::invalid_argument(who_ + ": unknown store_dtype '" + store_dtype + "' (auto, float32, float16, uint8)");
   }
@@ -168,7 +176,27 @@ at::Tensor StoreFormat::to_store(const at::Tensor& samples, int64_t first_index)
 }
 
 at::Tensor StoreFormat::from_store(const at::Tensor& stored) const {
-  if (pixels_) return from_pixels(stored, spec_);
+  if (pixels_) {
+    if (!lut_.defined() || stored.dim() < 2 || stored.size(1) != lut_.size(0)) return from_pixels(stored, spec_);
+    at::Tensor out = at::empty(stored.sizes(), stored.options().dtype(spec_.dtype));
+    const int64_t planes = stored.size(0) * stored.size(1), channels = stored.size(1);
+    const int64_t plane = planes == 0 ? 0 : stored.numel() / planes;
+    const uint8_t* in = stored.contiguous().const_data_ptr<uint8_t>();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, spec_.dtype, "from_store_lut", [&] {
+      const scalar_t* table = lut_.const_data_ptr<scalar_t>();
+      scalar_t* o = out.mutable_data_ptr<scalar_t>();
+      at::parallel_for(0, planes, std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(plane, 1)),
+                       [&](int64_t begin, int64_t end) {
+                         for (int64_t p = begin; p < end; ++p) {
+                           const scalar_t* t = table + (p % channels) * 256;
+                           const uint8_t* src = in + p * plane;
+                           scalar_t* dst = o + p * plane;
+                           for (int64_t i = 0; i < plane; ++i) dst[i] = t[src[i]];
+                         }
+                       });
+    });
+    return out;
+  }
   // index_select already made a new tensor; only a dtype change needs another.
   return stored.scalar_type() == spec_.dtype ? stored : stored.to(spec_.dtype);
 }

@@ -67,6 +67,10 @@ class StoreFormat {
   std::string who_;
   c10::ScalarType store_;
   bool pixels_ = false;
+  /// uint8 store: from_pixels() of every pixel value per channel, [C, 256] of spec().dtype. Loading looks
+  /// values up instead of computing them: one pass, and bit-identical by construction (the table holds
+  /// from_pixels()'s own results, which are elementwise).
+  at::Tensor lut_;
   bool lossy_ = false;
 };
 
