@@ -82,7 +82,10 @@ void print_schema(const std::string& table, const Schema& schema, std::ostream& 
   for (const auto& s : schema) {
     out << "  " << std::left << std::setw(20) << s.name << std::setw(12) << to_string(s.type)
         << std::setw(22) << (s.is_required ? std::string("required") : s.default_value ? "= " + value_text(*s.default_value) : std::string("(unset)"))
-        << std::setw(18) << constraint(s) << s.help << '\n';
+        << std::setw(18) << constraint(s);
+    // A long constraint (e.g. a list of choices) gets its own column width and one space before the doc.
+    if (constraint(s).size() >= 18) out << ' ';
+    out << s.help << '\n';
   }
   (void)table;
 }
