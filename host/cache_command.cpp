@@ -72,7 +72,7 @@ Prepared prepare(const CacheOptions& options, Registry& registry, HostLogger& lo
                                              p.config.run.str("cache_dir"));
   p.dataset = create_plugin<Dataset>(registry, p.config, Kind::Dataset, *context, nullptr);
   p.cache = create_plugin<Cache>(registry, p.config, Kind::Cache, *context, p.dataset);
-  p.cache_name = p.config.plugins.at(Kind::Cache).feature->info.name;
+  p.cache_name = p.config.one(Kind::Cache).feature->info.name;
   return p;
 }
 

@@ -39,6 +39,14 @@ Config Config::load(const std::filesystem::path& file) {
   return config;
 }
 
+std::optional<std::pair<std::string, size_t>> parse_element(const std::string& name) {
+  const auto open = name.find('[');
+  if (open == std::string::npos || open == 0 || name.back() != ']' || open + 2 > name.size() - 1) return std::nullopt;
+  const std::string digits = name.substr(open + 1, name.size() - open - 2);
+  if (digits.empty() || digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::make_pair(name.substr(0, open), static_cast<size_t>(std::stoul(digits)));
+}
+
 void Config::apply_override(const std::string& expr, std::vector<ConfigError>& errors) {
   SourcePos here;
   here.override_expr = expr;
@@ -51,13 +59,37 @@ void Config::apply_override(const std::string& expr, std::vector<ConfigError>& e
     return;
   }
   const std::string table = path.substr(0, dot), key = path.substr(dot + 1), text = expr.substr(eq + 1);
-  toml::node_view<toml::node> existing = root_[table];
-  if (existing && !existing.is_table()) {
-    errors.push_back({here, "'" + table + "' is not a table in the config"});
-    return;
+  toml::table* target = nullptr;
+  if (auto element = parse_element(table)) {
+    // callback[1].decay=0.99: the second [[callback]]; callback[N] with N = the count appends one.
+    auto& [array_name, index] = *element;
+    toml::node* node = root_.get(array_name);
+    if (!node) node = &root_.insert_or_assign(array_name, toml::array{}).first->second;
+    toml::array* array = node->as_array();
+    if (!array || (!array->empty() && !array->is_array_of_tables())) {
+      errors.push_back({here, "'" + array_name + "' is not an array of tables ([[" + array_name + "]]) in the config"});
+      return;
+    }
+    if (index > array->size()) {
+      errors.push_back({here, "the config has " + std::to_string(array->size()) + " [[" + array_name + "]] table(s); " +
+                                  table + " must be one of them (0-based) or the next, " + array_name + "[" +
+                                  std::to_string(array->size()) + "], to add one"});
+      return;
+    }
+    if (index == array->size()) array->push_back(toml::table{});
+    target = (*array)[index].as_table();
+  } else {
+    toml::node_view<toml::node> existing = root_[table];
+    if (existing && !existing.is_table()) {
+      errors.push_back({here, "'" + table + "' is not a table in the config" +
+                                  (existing.is_array() ? "; address one of its [[" + table + "]] tables as " + table + "[0]." + key
+                                                       : std::string())});
+      return;
+    }
+    if (!existing) root_.insert(table, toml::table{});
+    target = root_[table].as_table();
   }
-  if (!existing) root_.insert(table, toml::table{});
-  toml::table& t = *root_[table].as_table();
+  toml::table& t = *target;
   try {
     toml::table parsed = toml::parse("v = " + text);
     t.insert_or_assign(key, *parsed["v"].node());
@@ -81,8 +113,16 @@ SourcePos Config::pos_of(const std::string& table, const std::string& key, const
   return pos(value.source());
 }
 
+const toml::table* Config::table(const std::string& name) const {
+  if (auto element = parse_element(name)) {
+    const toml::array* array = root_[element->first].as_array();
+    return array && element->second < array->size() ? (*array)[element->second].as_table() : nullptr;
+  }
+  return root_[name].as_table();
+}
+
 SourcePos Config::pos_of_table(const std::string& table) const {
-  if (const toml::table* t = root_[table].as_table(); t && t->source().begin.line > 0) return pos(t->source());
+  if (const toml::table* t = this->table(table); t && t->source().begin.line > 0) return pos(t->source());
   return SourcePos{file_.string(), 1, 1};
 }
 

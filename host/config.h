@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,6 +39,9 @@ class ConfigErrors : public std::runtime_error {
   std::vector<ConfigError> errors_;
 };
 
+/// "callback[2]" → ("callback", 2); nullopt for a plain table name.
+std::optional<std::pair<std::string, size_t>> parse_element(const std::string& name);
+
 class Config {
  public:
   /// Parses `file`. Throws ConfigErrors (with line:col) on a TOML syntax error or an unreadable file.
@@ -47,6 +52,8 @@ class Config {
   void apply_override(const std::string& expr, std::vector<ConfigError>& errors);
 
   const toml::table& root() const { return root_; }
+  /// A table by name: "dataset", or "callback[1]" for the second [[callback]]; nullptr when absent.
+  const toml::table* table(const std::string& name) const;
   const std::filesystem::path& file() const { return file_; }
   /// The directory relative paths in the file resolve against ("." for a bare file name).
   std::filesystem::path dir() const { return file_.has_parent_path() ? file_.parent_path() : std::filesystem::path("."); }

@@ -1,5 +1,7 @@
 #include "resolve.h"
 
+#include "kinds_table.h"
+
 #include <algorithm>
 #include <cmath>
 #include <regex>
@@ -70,18 +72,26 @@ const Schema& lr_schedule_schema() {
   return schema;
 }
 
-std::string neutral_plugin(Kind kind) {
-  switch (kind) {
-    case Kind::Dataset:
-    case Kind::Model: return "";
-    case Kind::Cache:
-    case Kind::Accumulation:
-    case Kind::SelfTraining:
-    case Kind::Communicator: return "none";
-    case Kind::Precision: return "fp32";
-  }
-  return "";
+const KindInfo& kind_info_by_table(const std::string& table) {
+  for (const KindInfo& k : kind_table())
+    if (k.table == table) return k;
+  throw std::logic_error("no kind has table [" + table + "]");
 }
+
+const PluginChoice& ResolvedConfig::one(Kind kind) const {
+  auto it = plugins.find(kind);
+  if (it == plugins.end() || it->second.size() != 1)
+    throw std::logic_error("config holds no single " + std::string(to_string(kind)) + " plugin");
+  return it->second.front();
+}
+
+const std::vector<PluginChoice>& ResolvedConfig::many(Kind kind) const {
+  static const std::vector<PluginChoice> none;
+  auto it = plugins.find(kind);
+  return it == plugins.end() ? none : it->second;
+}
+
+std::string neutral_plugin(Kind kind) { return kind_info(kind).neutral; }
 
 static size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
@@ -311,6 +321,61 @@ bool valid_device(const std::string& d) {
   return std::regex_match(d, re);
 }
 
+/// One plugin table ([dataset], or one [[callback]] element named `tname`, e.g. "callback[1]"): finds
+/// the plugin and validates its parameters. nullopt (with errors recorded) when it cannot.
+std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry& registry, TableChecker& checker,
+                                           std::vector<ConfigError>& errors, const KindInfo& info,
+                                           const std::string& tname, const toml::table* t) {
+  const Kind kind = info.kind;
+  std::string plugin = info.neutral;
+  SourcePos plugin_pos = config.pos_of_table(tname);
+  auto known = [&] {
+    std::vector<std::string> names;
+    for (auto* f : registry.features(kind)) names.push_back(f->info.name);
+    return names;
+  };
+  if (t) {
+    if (const toml::node* p = t->get("plugin")) {
+      plugin_pos = config.pos_of(tname, "plugin", *p);
+      if (!p->is_string()) {
+        errors.push_back({plugin_pos, "'plugin' in [" + tname + "] must be a string naming a " + info.table +
+                                          " plugin, found " + describe_node(*p)});
+        return std::nullopt;
+      }
+      plugin = std::string(*p->as_string());
+    } else {
+      errors.push_back({plugin_pos, "[" + tname + "] has no 'plugin' key; add plugin = \"<name>\" (known " + info.table +
+                                        " plugins: " + join(known()) + ")"});
+      return std::nullopt;
+    }
+  } else if (plugin.empty()) {
+    const auto names = known();
+    errors.push_back({plugin_pos, "missing required table [" + tname + "]; add it with plugin = \"<name>\" (known " + tname +
+                                      " plugins: " + (names.empty() ? std::string("none found") : join(names)) + ")"});
+    return std::nullopt;
+  }
+  const Feature* feature = registry.find(kind, plugin);
+  if (!feature) {
+    const auto names = known();
+    std::string msg = "unknown " + info.table + " plugin '" + plugin + "'";
+    if (std::string near = closest(plugin, names); !near.empty()) msg += "; did you mean '" + near + "'?";
+    msg += " Known " + info.table + " plugins: " + (names.empty() ? std::string("none found") : join(names));
+    if (!registry.failures().empty())
+      msg += " (" + std::to_string(registry.failures().size()) + " plugin libraries failed to load; see `loom plugins`)";
+    const auto& searched = registry.searched();
+    if (!searched.empty()) {
+      msg += ". Searched:";
+      for (const auto& dir : searched) msg += " " + dir.string();
+    }
+    errors.push_back({plugin_pos, msg});
+    return std::nullopt;
+  }
+  PluginChoice choice;
+  choice.feature = feature;
+  choice.params = checker.check(tname, " (plugin '" + plugin + "')", t, feature->info.params, true);
+  return choice;
+}
+
 }  // namespace
 
 std::vector<fs::path> early_plugin_paths(const Config& config) {
@@ -330,7 +395,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   out.file = fs::absolute(config.file());
 
   std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule"};
-  for (Kind k : kAllKinds) known_tables.emplace_back(to_string(k));
+  for (const KindInfo& k : kind_table()) known_tables.push_back(k.table);
   for (auto&& [key, node] : config.root()) {
     const std::string name(key.str());
     if (std::find(known_tables.begin(), known_tables.end(), name) == known_tables.end()) {
@@ -338,7 +403,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
       if (std::string near = closest(name, known_tables); !near.empty()) msg += "; did you mean [" + near + "]?";
       else msg += "; valid tables: " + join(known_tables);
       errors.push_back({config.pos(key.source()), msg});
-    } else if (!node.is_table()) {
+    } else if (!node.is_table() && !(node.is_array() && kind_info_by_table(name).cardinality == Cardinality::Many)) {
       errors.push_back({config.pos(key.source()), "'" + name + "' must be a table ([" + name + "]), found " + describe_node(node)});
     }
   }
@@ -354,49 +419,38 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
                       "'device' in [run] is \"" + out.run.str("device") + "\"; expected auto, cpu, cuda or cuda:N"});
   }
 
-  for (Kind kind : kAllKinds) {
-    const std::string tname(to_string(kind));
-    const toml::table* t = table(tname);
-    std::string plugin = neutral_plugin(kind);
-    SourcePos plugin_pos = config.pos_of_table(tname);
-    if (t) {
-      if (const toml::node* p = t->get("plugin")) {
-        plugin_pos = config.pos_of(tname, "plugin", *p);
-        if (!p->is_string()) {
-          errors.push_back({plugin_pos, "'plugin' in [" + tname + "] must be a string naming a " + tname +
-                                            " plugin, found " + describe_node(*p)});
-          continue;
-        }
-        plugin = std::string(*p->as_string());
-      } else {
-        errors.push_back({plugin_pos, "[" + tname + "] has no 'plugin' key; add plugin = \"<name>\" (see `loom plugins`)"});
+  for (const KindInfo& info : kind_table()) {
+    if (info.cardinality == Cardinality::One) {
+      if (auto choice = resolve_plugin(config, registry, checker, errors, info, info.table, table(info.table)))
+        out.plugins[info.kind].push_back(std::move(*choice));
+      continue;
+    }
+    // [[callback]]: an array of tables, one plugin each, in file order.
+    std::vector<PluginChoice>& list = out.plugins[info.kind];
+    if (!info.always.empty() && registry.find(info.kind, info.always)) {
+      PluginChoice always;
+      always.feature = registry.find(info.kind, info.always);
+      always.params = checker.check(info.table, " (plugin '" + info.always + "')", nullptr, always.feature->info.params, true);
+      list.push_back(std::move(always));
+    }
+    const toml::node* node = config.root().get(info.table);
+    if (!node) continue;
+    const toml::array* array = node->as_array();
+    if (!array || !array->is_array_of_tables()) {
+      errors.push_back({config.pos(node->source()), "'" + info.table + "' must be an array of tables: write [[" + info.table +
+                                                        "]] once per " + info.table + ", each with plugin = \"<name>\""});
+      continue;
+    }
+    for (size_t i = 0; i < array->size(); ++i) {
+      const std::string element = info.table + "[" + std::to_string(i) + "]";
+      auto choice = resolve_plugin(config, registry, checker, errors, info, element, (*array)[i].as_table());
+      if (!choice) continue;
+      if (!info.always.empty() && choice->feature->info.name == info.always) {
+        list.front().params = std::move(choice->params);  // configures the always-present plugin; no second copy
         continue;
       }
-    } else if (plugin.empty()) {
-      errors.push_back({plugin_pos, "missing required table [" + tname + "]; add it with plugin = \"<name>\" (known " +
-                                        tname + " plugins: " + [&] {
-                                          std::vector<std::string> names;
-                                          for (auto* f : registry.features(kind)) names.push_back(f->info.name);
-                                          return names.empty() ? std::string("none found") : join(names);
-                                        }() + ")"});
-      continue;
+      list.push_back(std::move(*choice));
     }
-    const Feature* feature = registry.find(kind, plugin);
-    if (!feature) {
-      std::vector<std::string> names;
-      for (auto* f : registry.features(kind)) names.push_back(f->info.name);
-      std::string msg = "unknown " + tname + " plugin '" + plugin + "'";
-      if (std::string near = closest(plugin, names); !near.empty()) msg += "; did you mean '" + near + "'?";
-      msg += " Known " + tname + " plugins: " + (names.empty() ? std::string("none found") : join(names));
-      if (!registry.failures().empty())
-        msg += " (" + std::to_string(registry.failures().size()) + " plugin libraries failed to load; see `loom plugins`)";
-      errors.push_back({plugin_pos, msg});
-      continue;
-    }
-    PluginChoice choice;
-    choice.feature = feature;
-    choice.params = checker.check(tname, " (plugin '" + plugin + "')", t, feature->info.params, true);
-    out.plugins[kind] = std::move(choice);
   }
 
   if (!errors.empty()) {
@@ -446,10 +500,18 @@ toml::table ResolvedConfig::to_toml() const {
   root.insert_or_assign("loader", params_table(loader));
   root.insert_or_assign("optimizer", params_table(optimizer));
   root.insert_or_assign("lr_schedule", params_table(lr_schedule));
-  for (const auto& [kind, choice] : plugins) {
-    toml::table t = params_table(choice.params);
-    t.insert("plugin", choice.feature->info.name);
-    root.insert_or_assign(std::string(to_string(kind)), std::move(t));
+  for (const auto& [kind, list] : plugins) {
+    const KindInfo& info = kind_info(kind);
+    toml::array many;
+    for (const PluginChoice& choice : list) {
+      toml::table t = params_table(choice.params);
+      t.insert("plugin", choice.feature->info.name);
+      if (info.cardinality == Cardinality::One)
+        root.insert_or_assign(info.table, std::move(t));
+      else
+        many.push_back(std::move(t));
+    }
+    if (info.cardinality == Cardinality::Many && !many.empty()) root.insert_or_assign(info.table, std::move(many));
   }
   return root;
 }

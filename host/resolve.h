@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config.h"
+#include "kinds_table.h"
 #include "registry.h"
 
 #include <loom/kinds.h>
@@ -31,7 +32,14 @@ struct PluginChoice {
 struct ResolvedConfig {
   std::filesystem::path file;
   Params run, loader, optimizer, lr_schedule;
-  std::map<Kind, PluginChoice> plugins;
+  /// Per kind, in file order: exactly one for kinds of Cardinality::One (kinds_table.h), any number for
+  /// the others (the always-present plugin first).
+  std::map<Kind, std::vector<PluginChoice>> plugins;
+
+  /// The plugin of a one-per-run kind.
+  const PluginChoice& one(Kind kind) const;
+  /// The plugins of a many-per-run kind (empty when none are configured).
+  const std::vector<PluginChoice>& many(Kind kind) const;
 
   /// The resolved config as TOML (defaults filled in, paths absolute): config.resolved.toml.
   toml::table to_toml() const;
@@ -43,6 +51,9 @@ std::vector<std::filesystem::path> early_plugin_paths(const Config& config);
 
 /// Validates the whole config. Throws ConfigErrors listing every problem with its position.
 ResolvedConfig resolve(const Config& config, const Registry& registry);
+
+/// The kind whose TOML table is `table`.
+const KindInfo& kind_info_by_table(const std::string& table);
 
 /// Closest candidate by edit distance, or "" when nothing is reasonably close.
 std::string closest(const std::string& word, const std::vector<std::string>& candidates);

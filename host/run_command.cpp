@@ -75,8 +75,8 @@ class ScratchDir {
 /// The run's device given the communicator: CUDA device local_rank for a CUDA communicator; a CPU
 /// communicator refuses a CUDA run (its collectives take CPU tensors).
 c10::Device distributed_device(c10::Device requested, const Communicator& comm, const ResolvedConfig& config) {
-  if (comm.world_size() == 1 && config.plugins.at(Kind::Communicator).feature->info.name == "none") return requested;
-  const std::string name = config.plugins.at(Kind::Communicator).feature->info.name;
+  if (comm.world_size() == 1 && config.one(Kind::Communicator).feature->info.name == "none") return requested;
+  const std::string name = config.one(Kind::Communicator).feature->info.name;
   if (comm.device_type() == c10::DeviceType::CUDA) {
     if (!requested.is_cuda())
       throw std::runtime_error("[communicator] plugin = \"" + name + "\" all-reduces CUDA tensors, but [run] device is " +
@@ -91,8 +91,12 @@ c10::Device distributed_device(c10::Device requested, const Communicator& comm, 
 
 std::string describe_plugins(const ResolvedConfig& c) {
   std::string s;
-  for (const auto& [kind, choice] : c.plugins)
-    s += std::string(s.empty() ? "" : ", ") + std::string(to_string(kind)) + "=" + choice.feature->info.name;
+  for (const auto& [kind, list] : c.plugins) {
+    if (list.empty()) continue;
+    std::string names;
+    for (const PluginChoice& choice : list) names += (names.empty() ? "" : "+") + choice.feature->info.name;
+    s += std::string(s.empty() ? "" : ", ") + std::string(to_string(kind)) + "=" + names;
+  }
   return s;
 }
 
@@ -165,13 +169,13 @@ int run_command(const RunOptions& options) {
 
     // Every plugin is created (and every dataset read) before anything is written.
     RunPlugins plugins;
-    const std::string dataset_name = config.plugins.at(Kind::Dataset).feature->info.name;
+    const std::string dataset_name = config.one(Kind::Dataset).feature->info.name;
     auto raw_dataset = create_plugin<Dataset>(registry, config, Kind::Dataset, context, nullptr);
     auto cache = create_plugin<Cache>(registry, config, Kind::Cache, context, raw_dataset);
     try {
       plugins.dataset = cache->wrap(raw_dataset);
     } catch (const std::exception& e) {
-      throw PluginError("cache plugin '" + config.plugins.at(Kind::Cache).feature->info.name + "' failed in wrap: " + e.what());
+      throw PluginError("cache plugin '" + config.one(Kind::Cache).feature->info.name + "' failed in wrap: " + e.what());
     }
     check_dataset(*plugins.dataset, dataset_name);
     plugins.precision = create_plugin<Precision>(registry, config, Kind::Precision, context, plugins.dataset);
@@ -219,7 +223,7 @@ int run_command(const RunOptions& options) {
     } catch (const PluginError&) {
       throw;
     } catch (const std::exception& e) {
-      throw PluginError("self_training plugin '" + config.plugins.at(Kind::SelfTraining).feature->info.name +
+      throw PluginError("self_training plugin '" + config.one(Kind::SelfTraining).feature->info.name +
                         "' failed: " + e.what());
     }
     if (!model) throw PluginError("self_training plugin returned no model");

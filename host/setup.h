@@ -40,7 +40,7 @@ c10::Device resolve_device(const std::string& requested);
 template <class T>
 std::shared_ptr<T> create_plugin(const Registry& registry, const ResolvedConfig& config, Kind kind, RunContext& context,
                                  std::shared_ptr<Dataset> dataset) {
-  const PluginChoice& choice = config.plugins.at(kind);
+  const PluginChoice& choice = config.one(kind);
   return registry.create<T>(*choice.feature, CreateContext{choice.params, context, std::move(dataset)});
 }
 

@@ -107,7 +107,14 @@ int64_t prefetch_depth(int64_t configured, c10::Device device) {
 }  // namespace
 
 nlohmann::json to_json(const MetricValue& v) {
-  return std::visit([](const auto& x) { return nlohmann::json(x); }, v);
+  return std::visit(
+      [](const auto& x) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::monostate>)
+          return nlohmann::json(nullptr);
+        else
+          return nlohmann::json(x);
+      },
+      v);
 }
 
 void request_stop() { g_stop.store(true); }
@@ -129,7 +136,7 @@ Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRun
   }
   labels_ = plugins_.dataset->labels().to(at::kLong).contiguous();
   if (labels_.dim() != 1 || labels_.size(0) != plugins_.dataset->size())
-    throw std::runtime_error("dataset plugin '" + config.plugins.at(Kind::Dataset).feature->info.name +
+    throw std::runtime_error("dataset plugin '" + config.one(Kind::Dataset).feature->info.name +
                              "': labels() must have one entry per sample (" + std::to_string(plugins_.dataset->size()) +
                              "), got shape " + c10::str(labels_.sizes()));
 }
@@ -142,7 +149,7 @@ View Trainer::split(Split split) const {
 }
 
 std::shared_ptr<Model> Trainer::create_model() {
-  const PluginChoice& choice = config_.plugins.at(Kind::Model);
+  const PluginChoice& choice = config_.one(Kind::Model);
   CreateContext ctx{choice.params, context_, plugins_.dataset};
   // Seeded per call, so the k-th model of a resumed run is the k-th model of the original run.
   torch::manual_seed(derive_seed(context_.seed(), "model/" + std::to_string(models_created_++)));
@@ -160,7 +167,7 @@ std::shared_ptr<Model> Trainer::create_model() {
 }
 
 std::vector<EpochPlan> Trainer::plan_epochs(int64_t epochs, const std::vector<int64_t>& sizes, int64_t* total) const {
-  const std::string who = "accumulation plugin '" + config_.plugins.at(Kind::Accumulation).feature->info.name + "'";
+  const std::string who = "accumulation plugin '" + config_.one(Kind::Accumulation).feature->info.name + "'";
   std::vector<EpochPlan> plans;
   int64_t steps = 0;
   for (int64_t e = 0; e < epochs; ++e) {
@@ -209,7 +216,7 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   }
 
   auto optimizer = make_optimizer(config_.optimizer, model.parameters());
-  const std::string accumulation_name = config_.plugins.at(Kind::Accumulation).feature->info.name;
+  const std::string accumulation_name = config_.one(Kind::Accumulation).feature->info.name;
   // A resumed stage gives the accumulation plugin its state first: a micro-batch it probed must not be
   // probed again (and possibly differently).
   if (resume_ && resume_->position.stage == request.stage)
@@ -540,7 +547,7 @@ void Trainer::apply_batchnorm_policy(const std::vector<std::shared_ptr<torch::nn
   for (const auto& plan : plans)
     for (const auto& g : plan.groups) accumulates = accumulates || g.count > 1 || !g.step;
   if (!accumulates) return;
-  const std::string name = config_.plugins.at(Kind::Accumulation).feature->info.name;
+  const std::string name = config_.one(Kind::Accumulation).feature->info.name;
   const std::string what = "the model has " + std::to_string(batchnorms.size()) +
                            " BatchNorm layer(s) and accumulation plugin '" + name +
                            "' groups micro-batches: BatchNorm still normalises each micro-batch of " +

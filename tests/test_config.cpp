@@ -66,9 +66,9 @@ TEST_F(ConfigErrorsTest, ValidConfigResolvesWithDefaults) {
   const auto resolved = host::resolve(Config::load(dir / "c.toml"), registry());
   EXPECT_EQ(resolved.run.integer("epochs"), 2);
   EXPECT_EQ(resolved.loader.integer("batch_size"), 128);  // schema default
-  EXPECT_EQ(resolved.plugins.at(Kind::Dataset).params.integer("samples"), 64);
-  EXPECT_EQ(resolved.plugins.at(Kind::Precision).feature->info.name, "fp32");  // missing table → neutral
-  EXPECT_EQ(resolved.plugins.at(Kind::Cache).feature->info.name, "none");
+  EXPECT_EQ(resolved.one(Kind::Dataset).params.integer("samples"), 64);
+  EXPECT_EQ(resolved.one(Kind::Precision).feature->info.name, "fp32");  // missing table → neutral
+  EXPECT_EQ(resolved.one(Kind::Cache).feature->info.name, "none");
   const toml::table t = resolved.to_toml();
   EXPECT_EQ(t["optimizer"]["name"].value<std::string>(), "adamw");
   EXPECT_EQ(t["model"]["plugin"].value<std::string>(), "mlp");
@@ -163,7 +163,7 @@ TEST_F(ConfigErrorsTest, OverridesReplaceFileValues) {
   const auto resolved = host::resolve(config, registry());
   EXPECT_EQ(resolved.run.integer("epochs"), 5);
   EXPECT_EQ(resolved.run.str("name"), "plain-string");
-  EXPECT_DOUBLE_EQ(resolved.plugins.at(Kind::Dataset).params.real("noise"), 0.25);
+  EXPECT_DOUBLE_EQ(resolved.one(Kind::Dataset).params.real("noise"), 0.25);
 }
 
 TEST_F(ConfigErrorsTest, EveryErrorAtOnceInFileOrder) {

@@ -463,8 +463,8 @@ TEST(PseudoLabelEndToEnd, TwoRoundsOnSyntheticData) {
 
     // Clean teacher predictions: the saved teacher in eval mode on load() (no flip) gives exactly the
     // recorded confidences and labels; the run's dropout (0.1) or flip would not.
-    auto teacher = setup.registry.create<Model>(*setup.config.plugins.at(Kind::Model).feature,
-                                                CreateContext{setup.config.plugins.at(Kind::Model).params, ctx, dataset});
+    auto teacher = setup.registry.create<Model>(*setup.config.one(Kind::Model).feature,
+                                                CreateContext{setup.config.one(Kind::Model).params, ctx, dataset});
     host::read_model(run_dir / model, *teacher);
     teacher->eval();
     torch::NoGradGuard no_grad;

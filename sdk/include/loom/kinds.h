@@ -1,4 +1,7 @@
 // The plugin kinds. Each SDK interface names its kind as `static constexpr Kind kKind`.
+//
+// Adding a kind touches this list and the host's table of kinds (host/kinds_table.cpp: TOML table,
+// neutral plugin, one-or-many, creation order), nothing else.
 #pragma once
 
 #include <array>
@@ -6,11 +9,21 @@
 
 namespace loom {
 
-enum class Kind { Dataset, Cache, Model, Precision, Accumulation, SelfTraining, Communicator };
+enum class Kind {
+  Dataset,
+  Cache,
+  Model,
+  Precision,
+  Accumulation,
+  SelfTraining,
+  Communicator,
+  Callback,    ///< since SDK 0.3: hooks around optimizer steps, validation and stages ([[callback]])
+  MetricSink,  ///< since SDK 0.3: receives every metric record of the run ([[metric_sink]])
+};
 
-inline constexpr std::array<Kind, 7> kAllKinds = {Kind::Dataset,      Kind::Cache,        Kind::Model,
+inline constexpr std::array<Kind, 9> kAllKinds = {Kind::Dataset,      Kind::Cache,        Kind::Model,
                                                   Kind::Precision,    Kind::Accumulation, Kind::SelfTraining,
-                                                  Kind::Communicator};
+                                                  Kind::Communicator, Kind::Callback,     Kind::MetricSink};
 
 /// The kind's name as it appears in TOML table names and `loom plugins`.
 inline constexpr std::string_view to_string(Kind k) {
@@ -22,6 +35,8 @@ inline constexpr std::string_view to_string(Kind k) {
     case Kind::Accumulation: return "accumulation";
     case Kind::SelfTraining: return "self_training";
     case Kind::Communicator: return "communicator";
+    case Kind::Callback: return "callback";
+    case Kind::MetricSink: return "metric_sink";
   }
   return "?";
 }

@@ -1,4 +1,5 @@
-// Everything a plugin library includes, and the one macro that makes a library a Loom plugin:
+// Every SDK interface plus the one macro that makes a library a Loom plugin (<loom/library.h>). A plugin
+// may include just <loom/library.h> and its kind's header instead, which compiles faster:
 //
 //   static void register_features(loom::Registrar& r) {
 //     r.add<loom::Model>({.name = "mlp", .version = "1.0.0", .summary = "...", .params = {...}},
@@ -10,39 +11,20 @@
 // file before loading it, and (2) the C entry point `loom_plugin_library`.
 #pragma once
 
-#include <loom/abi.h>
+#include <loom/library.h>
+
 #include <loom/accumulation.h>
 #include <loom/cache.h>
+#include <loom/callback.h>
 #include <loom/communicator.h>
 #include <loom/context.h>
 #include <loom/dataset.h>
 #include <loom/kinds.h>
 #include <loom/log.h>
+#include <loom/metric_sink.h>
+#include <loom/metrics.h>
 #include <loom/model.h>
 #include <loom/params.h>
 #include <loom/precision.h>
-#include <loom/registrar.h>
 #include <loom/self_training.h>
 #include <loom/state.h>
-
-#include <torch/headeronly/version.h>
-
-#if defined(_GLIBCXX_USE_CXX11_ABI)
-#define LOOM_CXX11_ABI_FLAG ((uint32_t)_GLIBCXX_USE_CXX11_ABI)
-#else
-#define LOOM_CXX11_ABI_FLAG 0u
-#endif
-
-#define LOOM_PLUGIN_INFO_INIT(LIB_NAME, LIB_VERSION) \
-  { LOOM_PLUGIN_INFO_MAGIC, LOOM_ABI_VERSION, LOOM_CXX11_ABI_FLAG, LOOM_SDK_VERSION, TORCH_VERSION, LIB_NAME, LIB_VERSION }
-
-#define LOOM_PLUGIN_LIBRARY(LIB_NAME, LIB_VERSION, REGISTER_FN)                                           \
-  extern "C" __attribute__((visibility("default"), used, section(LOOM_PLUGIN_INFO_SECTION)))             \
-  const LoomPluginInfo loom_plugin_info = LOOM_PLUGIN_INFO_INIT(LIB_NAME, LIB_VERSION);                   \
-  static void loom_plugin_register_thunk_(void* registrar) {                                              \
-    REGISTER_FN(*static_cast<::loom::Registrar*>(registrar));                                             \
-  }                                                                                                       \
-  extern "C" __attribute__((visibility("default"))) const LoomPluginLibrary* loom_plugin_library(void) { \
-    static const LoomPluginLibrary library = {loom_plugin_info, &loom_plugin_register_thunk_};           \
-    return &library;                                                                                      \
-  }

@@ -4,6 +4,7 @@
 
 #include <loom/dataset.h>
 #include <loom/kinds.h>
+#include <loom/metrics.h>
 #include <loom/model.h>
 #include <loom/state.h>
 
@@ -43,8 +44,6 @@ struct EvalResult {
   double accuracy = 0.0;
   int64_t samples = 0;
 };
-
-using MetricValue = std::variant<int64_t, double, std::string>;
 
 /// A model saved by TrainerServices::save_model.
 struct SavedModel {
