@@ -1,18 +1,74 @@
 #include "checkpoint.h"
 
-#include <torch/serialize/input-archive.h>
-#include <torch/serialize/output-archive.h>
+#include "plugin_guard.h"
+
+#include <loom/abi.h>
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <stdexcept>
 
 namespace loom::host {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFormatKey = "loom_checkpoint_format";
+
+std::string joined(const std::vector<std::string>& keys) {
+  std::string s;
+  for (const auto& k : keys) s += (s.empty() ? "" : ",") + k;
+  return s;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size() && !s.empty()) {
+    const size_t end = s.find(',', start);
+    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+void atomic_save(const fs::path& file, torch::serialize::OutputArchive& archive) {
+  const fs::path tmp = file.string() + ".tmp";
+  try {
+    archive.save_to(tmp.string());
+    fsync_path(tmp);
+    fs::rename(tmp, file);
+  } catch (const std::exception& e) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);
+    throw std::runtime_error("cannot write " + file.string() + ": " + error_text(e) +
+                             (fs::exists(file, ignored) ? " (the previous version is kept)" : ""));
+  }
+  fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path());
+}
+
+}  // namespace
+
+int64_t Fields::integer(const std::string& k) const {
+  auto it = ints.find(k);
+  if (it == ints.end()) throw std::runtime_error("field '" + k + "' is missing");
+  return it->second;
+}
+double Fields::real(const std::string& k) const {
+  auto it = reals.find(k);
+  if (it == reals.end()) throw std::runtime_error("field '" + k + "' is missing");
+  return it->second;
+}
+const std::string& Fields::str(const std::string& k) const {
+  auto it = strings.find(k);
+  if (it == strings.end()) throw std::runtime_error("field '" + k + "' is missing");
+  return it->second;
+}
 
 void fsync_path(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -23,108 +79,148 @@ void fsync_path(const fs::path& path) {
   if (rc != 0) throw std::runtime_error("fsync of " + path.string() + " failed: " + std::strerror(err));
 }
 
-static void atomic_save(const fs::path& file, torch::serialize::OutputArchive& archive) {
-  const fs::path tmp = file.string() + ".tmp";
-  archive.save_to(tmp.string());
-  fsync_path(tmp);
-  fs::rename(tmp, file);
-  fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path());
+CheckpointWriter::CheckpointWriter() { root_.write(kFormatKey, c10::IValue(kCheckpointFormat)); }
+
+void CheckpointWriter::add(const std::string& key, int64_t version, const StateDict& tensors, const Fields& fields) {
+  add_archive(key, version, [&](torch::serialize::OutputArchive& a) {
+    torch::serialize::OutputArchive t(a.compilation_unit());
+    for (const auto& [k, v] : tensors) t.write(k, v);
+    a.write("tensors", t);
+    a.write("tensor_keys", c10::IValue([&] {
+              std::vector<std::string> keys;
+              for (const auto& [k, v] : tensors) keys.push_back(k);
+              return joined(keys);
+            }()));
+    for (const auto& [k, v] : fields.ints) a.write("i/" + k, c10::IValue(v));
+    for (const auto& [k, v] : fields.reals) a.write("r/" + k, c10::IValue(v));
+    for (const auto& [k, v] : fields.strings) a.write("s/" + k, c10::IValue(v));
+  });
 }
 
-static void write_state(torch::serialize::OutputArchive& archive, const std::string& prefix, const StateDict& state) {
-  torch::serialize::OutputArchive sub(archive.compilation_unit());
-  for (const auto& [k, v] : state) sub.write(k, v);
-  archive.write(prefix, sub);
+void CheckpointWriter::add_archive(const std::string& key, int64_t version,
+                                   const std::function<void(torch::serialize::OutputArchive&)>& save) {
+  if (key.find(',') != std::string::npos) throw std::logic_error("checkpoint entry names cannot contain ','");
+  torch::serialize::OutputArchive entry(root_.compilation_unit());
+  entry.write("version", c10::IValue(version));
+  save(entry);
+  root_.write("entry/" + key, entry);
+  keys_.push_back(key);
 }
 
-static StateDict read_state(torch::serialize::InputArchive& archive, const std::string& prefix) {
-  StateDict state;
-  torch::serialize::InputArchive sub;
-  if (!archive.try_read(prefix, sub)) return state;
-  for (const std::string& key : sub.keys()) {
-    at::Tensor t;
-    sub.read(key, t);
-    state[key] = t;
+void CheckpointWriter::commit(const fs::path& file) {
+  root_.write("entries", c10::IValue(joined(keys_)));
+  atomic_save(file, root_);
+}
+
+CheckpointReader::CheckpointReader(const fs::path& file) : file_(file) {
+  try {
+    root_.load_from(file.string());
+  } catch (const std::exception& e) {
+    throw CheckpointError(file.string() + " is not a readable checkpoint (" + error_text(e) +
+                          "); it may be truncated or damaged. Resume from a copy, or start the run again");
   }
-  return state;
+  c10::IValue format;
+  if (!root_.try_read(kFormatKey, format)) {
+    c10::IValue legacy;
+    const bool v1 = root_.try_read("position/ints", legacy);
+    throw CheckpointError(file.string() + " is checkpoint format " + (v1 ? "1 (written by Loom 0.1 or 0.2)" : "unknown") +
+                          "; this Loom (" LOOM_SDK_VERSION ") reads format " + std::to_string(kCheckpointFormat) +
+                          " only. Finish that run with the Loom that started it, or start it again");
+  }
+  if (format.toInt() != kCheckpointFormat)
+    throw CheckpointError(file.string() + " is checkpoint format " + std::to_string(format.toInt()) + "; this Loom (" LOOM_SDK_VERSION
+                          ") reads format " + std::to_string(kCheckpointFormat) +
+                          " only. Resume it with the Loom that wrote it, or start the run again");
+  c10::IValue entries;
+  if (!root_.try_read("entries", entries))
+    throw CheckpointError(file.string() + " has no entry list; it is damaged. Resume from a copy, or start the run again");
+  keys_ = split(entries.toStringRef());
 }
 
-void write_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                      const CheckpointState& s) {
-  torch::serialize::OutputArchive archive;
-  torch::serialize::OutputArchive model_archive(archive.compilation_unit());
-  model.save(model_archive);
-  archive.write("model", model_archive);
-  torch::serialize::OutputArchive optimizer_archive(archive.compilation_unit());
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
-
-  const TrainPosition& p = s.position;
-  archive.write("position/stage", c10::IValue(p.stage));
-  archive.write("position/ints", c10::IValue(std::vector<int64_t>{p.round, p.epoch, p.next_group, p.next_micro,
-                                                                  p.optimizer_steps, p.stage_done ? 1 : 0, p.samples}));
-  archive.write("position/floats", c10::IValue(std::vector<double>{p.loss_sum, p.correct, p.train_seconds}));
-  archive.write("rng/cpu", s.cpu_rng);
-  write_state(archive, "precision", s.precision);
-  write_state(archive, "accumulation", s.accumulation);
-  StateDict grads;
-  for (size_t i = 0; i < s.pending_grads.size(); ++i)
-    if (s.pending_grads[i].defined()) grads[std::to_string(i)] = s.pending_grads[i];
-  if (!s.pending_grads.empty()) {
-    archive.write("pending_grads/count", c10::IValue(static_cast<int64_t>(s.pending_grads.size())));
-    write_state(archive, "pending_grads", grads);
-  }
-  atomic_save(file, archive);
+bool CheckpointReader::has(const std::string& key) const {
+  return std::find(keys_.begin(), keys_.end(), key) != keys_.end();
 }
 
-CheckpointState read_checkpoint_state(const fs::path& file) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(file.string());
-  CheckpointState s;
-  c10::IValue stage, ints, floats;
-  archive.read("position/stage", stage);
-  archive.read("position/ints", ints);
-  archive.read("position/floats", floats);
-  s.position.stage = stage.toStringRef();
-  const auto i = ints.toIntVector();
-  const auto f = floats.toDoubleVector();
-  if (i.size() != 7 || f.size() != 3) throw std::runtime_error(file.string() + ": checkpoint position record is malformed");
-  s.position.round = i[0];
-  s.position.epoch = i[1];
-  s.position.next_group = i[2];
-  s.position.next_micro = i[3];
-  s.position.optimizer_steps = i[4];
-  s.position.stage_done = i[5] != 0;
-  s.position.samples = i[6];
-  s.position.loss_sum = f[0];
-  s.position.correct = f[1];
-  s.position.train_seconds = f[2];
-  archive.read("rng/cpu", s.cpu_rng);
-  s.precision = read_state(archive, "precision");
-  s.accumulation = read_state(archive, "accumulation");
-  c10::IValue count;
-  if (archive.try_read("pending_grads/count", count)) {
-    const StateDict grads = read_state(archive, "pending_grads");
-    s.pending_grads.resize(static_cast<size_t>(count.toInt()));
-    for (const auto& [k, v] : grads) s.pending_grads.at(std::stoul(k)) = v;
+torch::serialize::InputArchive CheckpointReader::entry(const std::string& key) const {
+  if (!has(key)) throw CheckpointError(file_.string() + " has no '" + key + "' entry; it was written by another configuration");
+  torch::serialize::InputArchive a;
+  root_.read("entry/" + key, a);
+  return a;
+}
+
+int64_t CheckpointReader::version(const std::string& key) const {
+  c10::IValue v;
+  entry(key).read("version", v);
+  return v.toInt();
+}
+
+StateDict CheckpointReader::tensors(const std::string& key) const {
+  torch::serialize::InputArchive a = entry(key), t;
+  StateDict out;
+  c10::IValue keys;
+  a.read("tensor_keys", keys);
+  a.read("tensors", t);
+  for (const std::string& k : split(keys.toStringRef())) {
+    at::Tensor v;
+    t.read(k, v);
+    out[k] = v;
   }
+  return out;
+}
+
+Fields CheckpointReader::fields(const std::string& key) const {
+  torch::serialize::InputArchive a = entry(key);
+  Fields f;
+  for (const std::string& k : a.keys()) {
+    c10::IValue v;
+    if (k.rfind("i/", 0) == 0 && a.try_read(k, v)) f.ints[k.substr(2)] = v.toInt();
+    if (k.rfind("r/", 0) == 0 && a.try_read(k, v)) f.reals[k.substr(2)] = v.toDouble();
+    if (k.rfind("s/", 0) == 0 && a.try_read(k, v)) f.strings[k.substr(2)] = v.toStringRef();
+  }
+  return f;
+}
+
+void CheckpointReader::read_archive(const std::string& key,
+                                    const std::function<void(torch::serialize::InputArchive&)>& load) const {
+  torch::serialize::InputArchive a = entry(key);
+  load(a);
+}
+
+StateDict module_state(torch::nn::Module& module) {
+  StateDict s;
+  for (const auto& p : module.named_parameters()) s["param/" + p.key()] = p.value().detach();
+  for (const auto& b : module.named_buffers()) s["buffer/" + b.key()] = b.value().detach();
   return s;
 }
 
-void restore_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(file.string());
-  torch::serialize::InputArchive model_archive, optimizer_archive;
-  archive.read("model", model_archive);
-  model.load(model_archive);
-  archive.read("optimizer", optimizer_archive);
-  optimizer.load(optimizer_archive);
+void load_module_state(torch::nn::Module& module, const StateDict& state, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  size_t used = 0;
+  auto copy = [&](const std::string& key, at::Tensor target) {
+    auto it = state.find(key);
+    if (it == state.end()) throw CheckpointError(what + " has no '" + key + "': it was saved from another model architecture");
+    if (!it->second.sizes().equals(target.sizes()))
+      throw CheckpointError(what + ": '" + key + "' has shape " + c10::str(it->second.sizes()) + " where the model has " +
+                            c10::str(target.sizes()) + ": it was saved from another model configuration");
+    target.copy_(it->second);
+    ++used;
+  };
+  for (auto& p : module.named_parameters()) copy("param/" + p.key(), p.value());
+  for (auto& b : module.named_buffers()) copy("buffer/" + b.key(), b.value());
+  if (used != state.size())
+    throw CheckpointError(what + " holds " + std::to_string(state.size()) + " tensors for a model with " + std::to_string(used) +
+                          ": it was saved from another model architecture");
 }
 
 void read_model(const fs::path& file, torch::nn::Module& model) {
   torch::serialize::InputArchive archive;
-  archive.load_from(file.string());
-  model.load(archive);
+  try {
+    archive.load_from(file.string());
+    model.load(archive);
+  } catch (const std::exception& e) {
+    throw CheckpointError("cannot load weights from " + file.string() + ": " + error_text(e) +
+                          ". The file is damaged or belongs to another model configuration");
+  }
 }
 
 void write_model(const fs::path& file, torch::nn::Module& model) {

@@ -1,56 +1,87 @@
-// The run's checkpoint: everything needed to continue exactly — model, optimizer, position (stage, epoch,
-// group, micro-batch), optimizer-step count (the LR schedule's only state), precision and accumulation
-// state, running epoch sums and the CPU RNG (dropout). Written atomically: temp file, fsync, rename,
-// fsync of the directory, so a crash leaves either the previous checkpoint or the new one.
+// Checkpoint format 2: named, versioned entries, one per state provider (model, optimizer, schedule,
+// precision, accumulation, position, RNGs, pending gradients, each callback and metric sink under its own
+// key). A checkpoint is written atomically (temp file, fsync, rename, fsync of the directory), so a crash
+// leaves either the previous checkpoint or the new one; it is read once (CheckpointReader) and refused
+// whole when its format is not this one.
 #pragma once
 
-#include <loom/model.h>
 #include <loom/state.h>
 
-#include <torch/optim/optimizer.h>
+#include <torch/nn/module.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
 
+#include <cstdint>
 #include <filesystem>
-#include <optional>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace loom::host {
 
-struct TrainPosition {
-  std::string stage;
-  int64_t round = 0;
-  int64_t epoch = 0;            ///< epoch in progress (or the next one when next_micro == 0)
-  int64_t next_group = 0;       ///< first group of `epoch` not yet applied
-  int64_t next_micro = 0;       ///< first micro-batch of `epoch` not yet consumed
-  int64_t optimizer_steps = 0;  ///< steps taken in this stage (skipped steps excluded)
-  bool stage_done = false;
-  // Running sums of the epoch in progress, so a resumed epoch reports the same metrics.
-  double loss_sum = 0.0;
-  double correct = 0.0;
-  int64_t samples = 0;
-  double train_seconds = 0.0;
+/// The format this Loom writes and reads. Format 1 was Loom 0.1–0.2's positional layout.
+inline constexpr int64_t kCheckpointFormat = 2;
+
+/// A checkpoint (or weights file) that cannot be used; the message names the file and what to do.
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
-struct CheckpointState {
-  TrainPosition position;
-  StateDict precision, accumulation;
-  at::Tensor cpu_rng;
-  /// Gradients accumulated but not yet applied (a checkpoint inside a group, or a remainder carried into
-  /// the next epoch), in model.parameters() order; empty when none are pending.
-  std::vector<at::Tensor> pending_grads;
+/// Plain values of an entry: named scalars and strings (the position, schedule counters).
+struct Fields {
+  std::map<std::string, int64_t> ints;
+  std::map<std::string, double> reals;
+  std::map<std::string, std::string> strings;
+  int64_t integer(const std::string& k) const;
+  double real(const std::string& k) const;
+  const std::string& str(const std::string& k) const;
 };
 
-void write_checkpoint(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                      const CheckpointState& state);
+class CheckpointWriter {
+ public:
+  CheckpointWriter();
+  /// Each entry carries its own version, so one provider can change its layout without the others.
+  void add(const std::string& key, int64_t version, const StateDict& tensors, const Fields& fields = {});
+  void add_archive(const std::string& key, int64_t version,
+                   const std::function<void(torch::serialize::OutputArchive&)>& save);
+  /// Writes `file` atomically.
+  void commit(const std::filesystem::path& file);
 
-/// Reads the position and plugin states; model and optimizer are restored by restore_checkpoint().
-CheckpointState read_checkpoint_state(const std::filesystem::path& file);
-void restore_checkpoint(const std::filesystem::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer);
+ private:
+  torch::serialize::OutputArchive root_;
+  std::vector<std::string> keys_;
+};
 
-/// Saves model weights alone (model.pt): atomically, like the checkpoint.
+class CheckpointReader {
+ public:
+  /// Reads `file` once; throws CheckpointError when it is unreadable or of another format version.
+  explicit CheckpointReader(const std::filesystem::path& file);
+  bool has(const std::string& key) const;
+  int64_t version(const std::string& key) const;
+  StateDict tensors(const std::string& key) const;
+  Fields fields(const std::string& key) const;
+  void read_archive(const std::string& key, const std::function<void(torch::serialize::InputArchive&)>& load) const;
+  const std::filesystem::path& file() const { return file_; }
+  const std::vector<std::string>& keys() const { return keys_; }
+
+ private:
+  torch::serialize::InputArchive entry(const std::string& key) const;
+  std::filesystem::path file_;
+  mutable torch::serialize::InputArchive root_;
+  std::vector<std::string> keys_;
+};
+
+/// Model weights (parameters and buffers, by name) as a state dict, and back (shapes must match).
+StateDict module_state(torch::nn::Module& module);
+void load_module_state(torch::nn::Module& module, const StateDict& state, const std::string& what);
+
+/// Saves model weights alone (model.pt, stage files): atomically, like the checkpoint.
 void write_model(const std::filesystem::path& file, torch::nn::Module& model);
-
-/// Loads weights written by write_model() into `model` (same architecture).
+/// Loads weights written by write_model() into `model` (same architecture); CheckpointError otherwise.
 void read_model(const std::filesystem::path& file, torch::nn::Module& model);
 
 /// fsyncs a file or directory; throws on failure.

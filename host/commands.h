@@ -25,7 +25,7 @@ struct CacheOptions {
 
 int run_command(const RunOptions& options);
 int cache_command(const CacheOptions& options);
-int check_command(const std::filesystem::path& config, const std::vector<std::string>& overrides);
+int check_command(const std::filesystem::path& config, const std::vector<std::string>& overrides, bool deep = false);
 int plugins_command(const std::string& name, bool json);
 
 }  // namespace loom::host

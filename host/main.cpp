@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check", "validate a config; creates nothing");
   check_cmd->add_option("config", check_config, "TOML config file")->required();
   check_cmd->add_option("--set", check_overrides, "override a value: section.key=value (repeatable)");
+  bool check_deep = false;
+  check_cmd->add_flag("--deep", check_deep, "also create every plugin (reads the data; builds no cache, writes nothing)");
 
   std::string plugin_name;
   bool json = false;
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
     run.config = run_config;
     return loom::host::run_command(run);
   }
-  if (*check_cmd) return loom::host::check_command(check_config, check_overrides);
+  if (*check_cmd) return loom::host::check_command(check_config, check_overrides, check_deep);
   if (*cache_cmd) {
     for (const auto* sub : {cache_build, cache_info, cache_clear})
       if (*sub) cache.action = sub->get_name();

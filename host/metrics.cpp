@@ -2,29 +2,38 @@
 
 #include "checkpoint.h"
 
+#include <fstream>
 #include <stdexcept>
 
 namespace loom::host {
 
-MetricsWriter::MetricsWriter(const std::filesystem::path& file) : out_(file, std::ios::app), file_(file) {
-  if (!out_) throw std::runtime_error("cannot open " + file.string() + " for writing");
-}
-
-void MetricsWriter::write(const nlohmann::json& record) {
-  out_ << record.dump() << '\n';
-  out_.flush();
-  if (!out_) throw std::runtime_error("cannot write to " + file_.string());
+nlohmann::json to_json(const MetricValue& v) {
+  return std::visit(
+      [](const auto& x) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(x)>, std::monostate>)
+          return nlohmann::json(nullptr);
+        else
+          return nlohmann::json(x);
+      },
+      v);
 }
 
 void write_json_file(const std::filesystem::path& file, const nlohmann::json& value) {
   const std::filesystem::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << value.dump(2) << '\n';
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+  try {
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << value.dump(2) << '\n';
+      out.flush();
+      if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    }
+    fsync_path(tmp);
+    std::filesystem::rename(tmp, file);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    throw;
   }
-  fsync_path(tmp);
-  std::filesystem::rename(tmp, file);
 }
 
 }  // namespace loom::host

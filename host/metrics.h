@@ -1,29 +1,19 @@
-// metrics.jsonl (one JSON object per line, flushed per record) and summary.json.
+// JSON helpers for what the host writes itself: summary.json, and metric values as JSON. (metrics.jsonl
+// is the jsonl metric-sink plugin's: plugins/metric_sink/jsonl.)
 #pragma once
 
-#include <loom/self_training.h>
+#include <loom/metrics.h>
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
-#include <fstream>
 
 namespace loom::host {
 
-class MetricsWriter {
- public:
-  explicit MetricsWriter(const std::filesystem::path& file);  // appends (a resumed run continues the file)
-  void write(const nlohmann::json& record);
-
- private:
-  std::ofstream out_;
-  std::filesystem::path file_;
-};
-
-/// A driver's metric value as JSON.
+/// A metric value as JSON (std::monostate as null).
 nlohmann::json to_json(const MetricValue& value);
 
-/// Writes JSON atomically (temp + fsync + rename).
+/// Writes JSON atomically (temp + fsync + rename); the temp file is removed when writing fails.
 void write_json_file(const std::filesystem::path& file, const nlohmann::json& value);
 
 }  // namespace loom::host

@@ -130,7 +130,7 @@ std::vector<const Feature*> Registry::features(Kind kind) const {
 }
 
 std::shared_ptr<void> Registry::call_factory(const Feature& feature, const CreateContext& context) const {
-  const std::string where = "plugin '" + feature.info.name + "' (" + feature.library->file.filename().string() + ")";
+  const std::string where = std::string(to_string(feature.info.kind)) + " plugin '" + feature.info.name + "' (" + feature.library->file.filename().string() + ")";
   std::shared_ptr<void> object;
   try {
     object = feature.factory(context);

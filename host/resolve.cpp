@@ -30,6 +30,8 @@ const Schema& run_schema() {
           .doc("distributed: average BatchNorm running statistics over the ranks after every epoch (else each rank keeps its own)"),
       ParamSpec::boolean("verify_replicas", false)
           .doc("distributed: compare a checksum of every rank's weights after each optimizer step; fail if they differ"),
+      ParamSpec::choice("test_on", "last", {"last", "best"})
+          .doc("the final test evaluates the last weights, or the best ones kept by a [[callback]] such as best-checkpoint"),
   };
   return schema;
 }
@@ -427,7 +429,11 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
     }
     // [[callback]]: an array of tables, one plugin each, in file order.
     std::vector<PluginChoice>& list = out.plugins[info.kind];
-    if (!info.always.empty() && registry.find(info.kind, info.always)) {
+    if (!info.always.empty() && !registry.find(info.kind, info.always)) {
+      errors.push_back({config.pos_of_table(info.table), "the " + info.table + " plugin '" + info.always +
+                                                             "' every run uses was not found; is the built-in plugin "
+                                                             "directory complete? (see `loom plugins`)"});
+    } else if (!info.always.empty()) {
       PluginChoice always;
       always.feature = registry.find(info.kind, info.always);
       always.params = checker.check(info.table, " (plugin '" + info.always + "')", nullptr, always.feature->info.params, true);

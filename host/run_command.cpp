@@ -9,6 +9,7 @@
 #include "resolve.h"
 #include "run_context.h"
 #include "setup.h"
+#include "run_plugins.h"
 #include "trainer.h"
 
 #include <loom/cache.h>
@@ -33,6 +34,15 @@ namespace loom::host {
 namespace fs = std::filesystem;
 
 namespace {
+
+/// A record of the run's sinks outside the epoch loop.
+MetricRecord event(std::string stage, std::map<std::string, MetricValue> values) {
+  MetricRecord r;
+  r.kind = RecordKind::Event;
+  r.stage = std::move(stage);
+  r.values = std::move(values);
+  return r;
+}
 
 void on_signal(int) {
   request_stop();
@@ -102,17 +112,39 @@ std::string describe_plugins(const ResolvedConfig& c) {
 
 }  // namespace
 
-int check_command(const fs::path& config_file, const std::vector<std::string>& overrides) {
+int check_command(const fs::path& config_file, const std::vector<std::string>& overrides, bool deep) {
   HostLogger logger;
   Registry registry;
+  ResolvedConfig config;
   try {
-    const ResolvedConfig config = load_and_validate(config_file, overrides, registry, logger);
-    std::cout << config_file.string() << ": ok (" << describe_plugins(config) << ")\n";
-    return 0;
+    config = load_and_validate(config_file, overrides, registry, logger);
   } catch (const ConfigErrors& e) {
     report_config_errors(e);
     return 2;
   }
+  std::vector<std::string> deferred;
+  const std::string device = config.run.str("device");
+  if (device != "auto" && device != "cpu") deferred.push_back("device \"" + device + "\" exists on the machine that runs it");
+  if (config.one(Kind::Communicator).feature->info.name != "none") deferred.push_back("the communicator's ranks can connect");
+  if (deep) {
+    try {
+      const int threads = apply_threads(config.run);
+      HostRunContext context(logger, resolve_device(device), static_cast<uint64_t>(config.run.integer("seed")), threads,
+                             fs::path(), config.run.str("cache_dir"));
+      auto plugins = create_run_plugins(registry, config, context, nullptr, /*wrap_cache=*/false);
+      check_dataset(*plugins.run.dataset, config.one(Kind::Dataset).feature->info.name);
+      const PluginChoice& model = config.one(Kind::Model);
+      registry.create<Model>(*model.feature, {model.params, context, plugins.run.dataset});
+    } catch (const std::exception& e) {
+      std::cerr << config_file.string() << ": error: " << error_text(e) << "\n";
+      return 1;
+    }
+    deferred.push_back("the cache builds (loom cache build checks that)");
+  }
+  std::cout << config_file.string() << ": ok (" << describe_plugins(config) << ")" << (deep ? ", every plugin created" : "")
+            << "\n";
+  for (const auto& d : deferred) std::cout << "  checked when it runs: " << d << "\n";
+  return 0;
 }
 
 int run_command(const RunOptions& options) {
@@ -148,12 +180,20 @@ int run_command(const RunOptions& options) {
   HostRunContext boot_context(logger, c10::Device(c10::kCPU), seed, 1, fs::path(), config.run.str("cache_dir"));
   std::shared_ptr<Communicator> communicator;
   try {
-    communicator = create_plugin<Communicator>(registry, config, Kind::Communicator, boot_context, nullptr);
+    const PluginChoice& choice = config.one(Kind::Communicator);
+    communicator = std::make_shared<GuardedCommunicator>(
+        registry.create<Communicator>(*choice.feature, {choice.params, boot_context, nullptr}), PluginRef::of(*choice.feature));
   } catch (const std::exception& e) {
-    logger.error(e.what());
+    logger.error(error_text(e));
     return 1;
   }
-  const int rank = communicator->rank(), world = communicator->world_size();
+  int rank = 0, world = 1;
+  try {
+    rank = communicator->rank(), world = communicator->world_size();
+  } catch (const std::exception& e) {
+    logger.error(error_text(e));
+    return 1;
+  }
   const bool primary = rank == 0;
   ScratchDir scratch;  // a rank other than 0 writes nothing into the run directory
   if (!primary) logger.set_secondary_rank(rank);
@@ -168,26 +208,19 @@ int run_command(const RunOptions& options) {
     HostRunContext context(logger, device, seed, threads, write_dir, config.run.str("cache_dir"));
 
     // Every plugin is created (and every dataset read) before anything is written.
-    RunPlugins plugins;
-    const std::string dataset_name = config.one(Kind::Dataset).feature->info.name;
-    auto raw_dataset = create_plugin<Dataset>(registry, config, Kind::Dataset, context, nullptr);
-    auto cache = create_plugin<Cache>(registry, config, Kind::Cache, context, raw_dataset);
-    try {
-      plugins.dataset = cache->wrap(raw_dataset);
-    } catch (const std::exception& e) {
-      throw PluginError("cache plugin '" + config.one(Kind::Cache).feature->info.name + "' failed in wrap: " + e.what());
-    }
-    check_dataset(*plugins.dataset, dataset_name);
-    plugins.precision = create_plugin<Precision>(registry, config, Kind::Precision, context, plugins.dataset);
-    plugins.accumulation = create_plugin<Accumulation>(registry, config, Kind::Accumulation, context, plugins.dataset);
-    auto driver = create_plugin<SelfTraining>(registry, config, Kind::SelfTraining, context, plugins.dataset);
-
-    plugins.communicator = communicator;
-
-    std::optional<CheckpointState> resume;
+    CreatedPlugins created = create_run_plugins(registry, config, context, communicator, /*wrap_cache=*/true);
+    RunPlugins& plugins = created.run;
+    plugins.metrics.set_writing(primary);
+    std::shared_ptr<CheckpointReader> resume;
     if (resuming) {
-      resume = read_checkpoint_state(run_dir / "checkpoint.pt");
-    } else if (primary) {
+      resume = std::make_shared<CheckpointReader>(run_dir / "checkpoint.pt");  // read once, refused whole if foreign
+      plugins.callbacks.load_state(*resume);
+      plugins.metrics.load_state(*resume);  // sinks drop what they wrote after this checkpoint
+    }
+    if (!plugins.callbacks.best_model() && config.run.str("test_on") == "best")
+      throw std::runtime_error("[run] test_on = \"best\" needs a [[callback]] that keeps a best model (e.g. plugin = "
+                               "\"best-checkpoint\"); add one, or set test_on = \"last\"");
+    if (!resuming && primary) {
       fs::create_directories(run_dir.parent_path());
       fs::create_directory(run_dir);
       std::ostringstream resolved;
@@ -202,48 +235,54 @@ int run_command(const RunOptions& options) {
                 std::to_string(threads) + " threads, seed " + std::to_string(seed) +
                 (world > 1 ? ", " + std::to_string(world) + " ranks" : std::string()) + "; " + describe_plugins(config));
 
-    MetricsWriter metrics(write_dir / "metrics.jsonl");
-    if (const auto counters = plugins.dataset->counters(); !counters.empty()) {
-      nlohmann::json record;
-      record["stage"] = "setup";
-      for (const auto& [k, v] : counters) record["dataset/" + k] = v;
-      metrics.write(record);
+    const auto counters = plugins.dataset->counters();
+    if (!resuming && !counters.empty()) {  // a resumed run has this record already
+      std::map<std::string, MetricValue> values;
+      for (const auto& [k, v] : counters) values["dataset/" + k] = v;
+      plugins.metrics.write(event("setup", values));
     }
-    Trainer trainer(config, registry, context, plugins, metrics, std::move(resume), resuming || primary ? run_dir : write_dir);
+    Trainer trainer(config, registry, context, plugins, resume, resuming || primary ? run_dir : write_dir);
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
-    const auto start = std::chrono::steady_clock::now();
     std::shared_ptr<Model> model;
     try {
-      model = driver->run(trainer);
+      model = guarded(created.driver_ref, "run", [&] { return created.driver->run(trainer); });
     } catch (const Interrupted& e) {
+      plugins.metrics.flush();
       if (primary) logger.warn(std::string(e.what()) + ". Resume with: loom run --resume " + run_dir.string());
       return 130;
-    } catch (const PluginError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw PluginError("self_training plugin '" + config.one(Kind::SelfTraining).feature->info.name +
-                        "' failed: " + e.what());
     }
-    if (!model) throw PluginError("self_training plugin returned no model");
+    if (!model) throw PluginError(created.driver_ref.describe() + " returned no model from run");
 
+    if (trainer.options().test_on_best) {
+      const fs::path best = *plugins.callbacks.best_model();
+      if (!fs::exists(best))
+        throw std::runtime_error("[run] test_on = \"best\": " + best.string() + " was never written (no validation split?)");
+      read_model(best, *model);
+      logger.info("testing the best weights: " + best.string());
+    }
     const EvalResult test = trainer.evaluate(*model, trainer.split(Split::Test));  // collective: every rank
     if (!primary) return 0;
     write_model(run_dir / "model.pt", *model);
+    if (test.samples)
+      plugins.metrics.write(event("test", {{"test_loss", test.loss}, {"test_accuracy", test.accuracy}, {"test_samples", test.samples}}));
+    plugins.metrics.flush();
     nlohmann::json summary;
     summary["test_accuracy"] = test.samples ? nlohmann::json(test.accuracy) : nlohmann::json(nullptr);
     summary["test_loss"] = test.samples ? nlohmann::json(test.loss) : nlohmann::json(nullptr);
     summary["test_samples"] = test.samples;
-    summary["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    summary["test_on"] = config.run.str("test_on");
+    summary["wall_seconds"] = trainer.wall_seconds();
     summary["epochs"] = trainer.epochs_run();
+    summary["optimizer_steps"] = trainer.optimizer_steps_run();
     summary["samples_per_second"] = trainer.samples_per_second();
     summary["threads"] = threads;
     summary["device"] = device.str();
     summary["world_size"] = world;
     summary["run_dir"] = run_dir.string();
     for (const auto& [k, v] : trainer.summary_entries()) summary[k] = to_json(v);
-    for (const auto& [k, v] : plugins.dataset->counters()) summary["dataset/" + k] = v;
+    for (const auto& [k, v] : counters) summary["dataset/" + k] = v;
     write_json_file(run_dir / "summary.json", summary);
     if (test.samples)
       logger.info("test accuracy " + std::to_string(test.accuracy) + ", test loss " + std::to_string(test.loss));
@@ -252,8 +291,13 @@ int run_command(const RunOptions& options) {
               << "summary: " << (run_dir / "summary.json").string() << "\n";
     return 0;
   } catch (const std::exception& e) {
-    logger.error(e.what());
-    if (world > 1) communicator->abort(e.what());  // the other ranks fail now instead of at their timeout
+    logger.error(error_text(e));
+    if (world > 1) {
+      try {
+        communicator->abort(error_text(e));  // the other ranks fail now instead of at their timeout
+      } catch (const std::exception&) {
+      }
+    }
     return 1;
   }
 }

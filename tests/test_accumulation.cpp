@@ -223,7 +223,7 @@ TEST(AccumulationRun, UnequalLastGroupAndUnevenMicroBatchesMatchSingleBatches) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::allclose(wa[i], wb[i], 1e-5, 1e-6)) << "tensor " << i;
   // The LR schedule counts optimizer steps: 3 per epoch on both sides, and the logged LR is the
   // schedule's value at that count.
-  const auto ma = read_jsonl(ra / "metrics.jsonl"), mb = read_jsonl(rb / "metrics.jsonl");
+  const auto ma = read_epoch_records(ra / "metrics.jsonl"), mb = read_jsonl(rb / "metrics.jsonl");
   ASSERT_EQ(ma.size(), 2u);
   EXPECT_EQ(ma[0]["optimizer_steps"], 3);
   EXPECT_EQ(ma[1]["optimizer_steps"], 6);
@@ -357,7 +357,7 @@ TEST(AccumulationRun, TargetBatchProbesOnTheCpu) {
   TempDir d;
   const fs::path run_dir = run_config(
       d, "c", base_config(d.path(), 256, "lr = 0.1\n[accumulation]\nplugin = \"target-batch\"\neffective_batch_size = 64\n"));
-  const auto m = read_jsonl(run_dir / "metrics.jsonl");
+  const auto m = read_epoch_records(run_dir / "metrics.jsonl");
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0]["micro_batch_size"], 64);  // a tiny MLP: the whole effective batch fits the default budget
   EXPECT_EQ(m[0]["optimizer_steps"], 4);

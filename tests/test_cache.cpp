@@ -341,8 +341,8 @@ TEST_F(Caches, NpyTwoLoomRunsAtOnceBuildOneCache) {
   ASSERT_EQ(left.size(), 2u) << "one cache and its lock file";
   EXPECT_TRUE(cache("npy", {}, nullptr)->inspect(tmp_ / "shared" / left[0])->find("status:   valid") != std::string::npos);
   // Both runs trained on the same cached data: the same seed gives the same loss.
-  const auto ma = read_jsonl(only_run_dir(tmp_ / "a", "synthetic") / "metrics.jsonl");
-  const auto mb = read_jsonl(only_run_dir(tmp_ / "b", "synthetic") / "metrics.jsonl");
+  const auto ma = read_epoch_records(only_run_dir(tmp_ / "a", "synthetic") / "metrics.jsonl");
+  const auto mb = read_epoch_records(only_run_dir(tmp_ / "b", "synthetic") / "metrics.jsonl");
   ASSERT_EQ(ma.size(), 1u);
   ASSERT_EQ(mb.size(), 1u);
   EXPECT_EQ(ma[0]["train_loss"], mb[0]["train_loss"]);

@@ -142,9 +142,9 @@ TEST_F(Distributed, TwoRanksOfBMatchOneProcessOf2B) {
   // Rank 0 alone writes: one run directory, and the epoch records cover the whole epoch.
   const fs::path run_dir = only_run_dir(r.dir / "two", "ddp");
   ASSERT_FALSE(run_dir.empty()) << "expected exactly one run directory";
-  const auto records = read_jsonl(run_dir / "metrics.jsonl");
+  const auto records = read_epoch_records(run_dir / "metrics.jsonl");
   ASSERT_EQ(records.size(), 2u);
-  const auto single_records = read_jsonl(only_run_dir(r.dir / "one", "ddp") / "metrics.jsonl");
+  const auto single_records = read_epoch_records(only_run_dir(r.dir / "one", "ddp") / "metrics.jsonl");
   EXPECT_EQ(records[0]["optimizer_steps"], single_records[0]["optimizer_steps"]);
   EXPECT_NEAR(records[1]["train_loss"].get<double>(), single_records[1]["train_loss"].get<double>(), 1e-5);
   EXPECT_NEAR(records[1]["val_accuracy"].get<double>(), single_records[1]["val_accuracy"].get<double>(), 1e-9);
@@ -176,8 +176,8 @@ TEST_F(Distributed, InfOnOneRankSkipsTheStepOnBoth) {
   Runs r(faulty("inf", 2));
   const auto two = r.ranks(2, "two", sets);
   ASSERT_EQ(two.exit_code, 0) << two.output;
-  const auto expected = read_jsonl(only_run_dir(healthy.dir / "two", "ddp") / "metrics.jsonl");
-  const auto records = read_jsonl(only_run_dir(r.dir / "two", "ddp") / "metrics.jsonl");
+  const auto expected = read_epoch_records(only_run_dir(healthy.dir / "two", "ddp") / "metrics.jsonl");
+  const auto records = read_epoch_records(only_run_dir(r.dir / "two", "ddp") / "metrics.jsonl");
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0]["skipped_steps"].get<double>(), expected[0]["skipped_steps"].get<double>() + 1.0)
       << records[0].dump() << "\n" << expected[0].dump();

@@ -19,7 +19,7 @@ TEST(EndToEnd, TrainsSyntheticAndWritesTheRunDirectory) {
   for (const char* f : {"config.resolved.toml", "metrics.jsonl", "summary.json", "loom.log", "checkpoint.pt", "model.pt"})
     EXPECT_TRUE(fs::exists(run_dir / f)) << f;
 
-  const auto metrics = read_jsonl(run_dir / "metrics.jsonl");
+  const auto metrics = read_epoch_records(run_dir / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 3u);
   for (const char* key : {"round", "epoch", "optimizer_steps", "train_loss", "val_loss", "val_accuracy", "lr",
                           "samples_per_second"})
@@ -64,7 +64,7 @@ TEST(EndToEnd, PluginFailureInCreateCreatesNothing) {
                              "[cache]\nplugin = \"fixture-throws\"\n");
   const CommandResult r = loom("run " + (dir / "c.toml").string(), LOOM_TEST_FIXTURE_DIR);
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("plugin 'fixture-throws' (libloom_fixture_throws.so) failed in create: deliberate failure "
+  EXPECT_NE(r.output.find("cache plugin 'fixture-throws' (libloom_fixture_throws.so) failed in create: deliberate failure "
                           "in create"),
             std::string::npos)
       << r.output;

@@ -78,7 +78,7 @@ TEST(PluginLoading, FactoryThatThrowsIsReportedWithContext) {
     r.create<Cache>(*f, CreateContext{params, ctx, nullptr});
     FAIL() << "create did not throw";
   } catch (const host::PluginError& e) {
-    EXPECT_STREQ(e.what(), "plugin 'fixture-throws' (libloom_fixture_throws.so) failed in create: deliberate failure "
+    EXPECT_STREQ(e.what(), "cache plugin 'fixture-throws' (libloom_fixture_throws.so) failed in create: deliberate failure "
                            "in create");
   }
 }

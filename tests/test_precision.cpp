@@ -482,7 +482,7 @@ TEST(PrecisionEndToEnd, Fp16SkippedStepsDoNotAdvanceTheSchedule) {
                                " --set precision.growth_interval=10");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const fs::path run_dir = only_run_dir(out.path(), "synthetic");
-  const auto metrics = read_jsonl(run_dir / "metrics.jsonl");
+  const auto metrics = read_epoch_records(run_dir / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 3u);
   // 29 groups per epoch (see kSyntheticToml); each skipped one is missing from optimizer_steps.
   int64_t total_skipped = 0;
@@ -712,8 +712,8 @@ TEST(PrecisionEndToEnd, Fp16ResumeRestoresTheScaleExactly) {
     ASSERT_TRUE(actual.count(name)) << name;
     EXPECT_TRUE(torch::equal(tensor, actual.at(name))) << name << " differs after resume";
   }
-  const auto ma = read_jsonl(only_run_dir(a.path(), "synthetic") / "metrics.jsonl");
-  const auto mb = read_jsonl(interrupted / "metrics.jsonl");
+  const auto ma = read_epoch_records(only_run_dir(a.path(), "synthetic") / "metrics.jsonl");
+  const auto mb = read_epoch_records(interrupted / "metrics.jsonl");
   ASSERT_EQ(ma.size(), mb.size());
   for (size_t i = 0; i < ma.size(); ++i) {
     EXPECT_EQ(ma[i]["loss_scale"].get<double>(), mb[i]["loss_scale"].get<double>()) << "epoch " << i + 1;

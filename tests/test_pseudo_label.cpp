@@ -14,6 +14,7 @@
 #include "selection.h"
 #include "setup.h"
 #include "student_data.h"
+#include "run_plugins.h"
 #include "trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -303,13 +304,9 @@ TEST(PseudoLabelPredict, RunsInEvalModeWithoutAugmentation) {
   HostSetup setup(dir / "c.toml");
   host::HostRunContext ctx(setup.logger, c10::kCPU, 3, 1, dir / "run", {});
   fs::create_directories(dir / "run");
-  host::RunPlugins plugins;
-  plugins.dataset = setup.dataset(ctx);
-  plugins.precision = host::create_plugin<Precision>(setup.registry, setup.config, Kind::Precision, ctx, plugins.dataset);
-  plugins.accumulation =
-      host::create_plugin<Accumulation>(setup.registry, setup.config, Kind::Accumulation, ctx, plugins.dataset);
-  host::MetricsWriter metrics(dir / "run" / "metrics.jsonl");
-  host::Trainer trainer(setup.config, setup.registry, ctx, plugins, metrics, std::nullopt, dir / "run");
+  host::CreatedPlugins created = host::create_run_plugins(setup.registry, setup.config, ctx, nullptr, true);
+  host::RunPlugins& plugins = created.run;
+  host::Trainer trainer(setup.config, setup.registry, ctx, plugins, nullptr, dir / "run");
 
   std::shared_ptr<Model> model = trainer.create_model();
   model->train();  // predict() must switch to eval mode itself, and switch back

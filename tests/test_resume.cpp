@@ -57,8 +57,8 @@ TEST(Resume, InterruptedAndResumedEqualsUninterrupted) {
     EXPECT_TRUE(torch::equal(tensor, actual.at(name))) << name << " differs after resume";
   }
   // Every epoch reported once, with the same numbers.
-  const auto ma = read_jsonl(only_run_dir(a.path(), "synthetic") / "metrics.jsonl");
-  const auto mb = read_jsonl(interrupted / "metrics.jsonl");
+  const auto ma = read_epoch_records(only_run_dir(a.path(), "synthetic") / "metrics.jsonl");
+  const auto mb = read_epoch_records(interrupted / "metrics.jsonl");
   ASSERT_EQ(ma.size(), mb.size());
   for (size_t i = 0; i < ma.size(); ++i) {
     EXPECT_EQ(ma[i]["epoch"], mb[i]["epoch"]);

@@ -86,6 +86,14 @@ inline std::vector<nlohmann::json> read_jsonl(const fs::path& file) {
   return lines;
 }
 
+/// The per-epoch records of a metrics.jsonl (events such as "setup" and "test" left out).
+inline std::vector<nlohmann::json> read_epoch_records(const fs::path& file) {
+  std::vector<nlohmann::json> epochs;
+  for (auto& record : read_jsonl(file))
+    if (record.contains("epoch")) epochs.push_back(std::move(record));
+  return epochs;
+}
+
 /// The single run directory under <output_dir>/<name>/.
 inline fs::path only_run_dir(const fs::path& output_dir, const std::string& name) {
   std::vector<fs::path> dirs;

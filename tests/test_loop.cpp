@@ -1,0 +1,325 @@
+// The open loop (SDK 0.3), through real `loom` runs: callbacks fire once per event (also across a stop
+// and --resume), every plugin call is guarded with the plugin's name, checkpoint format 2 refuses other
+// formats, metrics stay duplicate-free across interruptions, and the built-in callbacks and sinks do
+// what they promise end to end.
+#include "run_util.h"
+
+#include <gtest/gtest.h>
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <map>
+
+namespace loom::test {
+namespace {
+
+const std::string kSynthetic = std::string(LOOM_TEST_SOURCE_DIR) + "/tests/configs/synthetic.toml";
+const std::string kThrowingDir = std::string(LOOM_TEST_FIXTURE_DIR) + "/throwing";
+const std::string kRecordingDir = std::string(LOOM_TEST_FIXTURE_DIR) + "/recording";
+
+std::string quote(const std::string& s) { return "'" + s + "'"; }
+
+/// `loom run` of the synthetic test config with extra TOML appended (callbacks, sinks) and --set's.
+struct SyntheticRun {
+  TempDir dir;
+  explicit SyntheticRun(const std::string& extra_toml = "", const std::string& plugin_dirs = "") {
+    std::string text = read_file(kSynthetic);
+    if (!plugin_dirs.empty()) text.replace(text.find("[run]\n"), 6, "[run]\nplugin_paths = [" + plugin_dirs + "]\n");
+    write_file(dir / "c.toml", text + "\n" + extra_toml);
+  }
+  std::vector<std::string> args(const std::string& out, const std::vector<std::string>& sets = {}) const {
+    std::vector<std::string> a = {LOOM_TEST_BIN, "run", (dir / "c.toml").string(), "--set",
+                                  "run.output_dir=" + (dir / out).string()};
+    for (const auto& s : sets) a.insert(a.end(), {"--set", s});
+    return a;
+  }
+  CommandResult run_to_end(const std::string& out, const std::vector<std::string>& sets = {}) const {
+    std::string cmd;
+    for (const auto& a : args(out, sets)) cmd += quote(a) + " ";
+    return run(cmd);
+  }
+  fs::path run_dir(const std::string& out) const { return only_run_dir(dir / out, "synthetic"); }
+};
+
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::vector<std::string> out;
+  std::istringstream in(read_file(file));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+void expect_same_weights(const fs::path& a, const fs::path& b) {
+  const auto wa = load_weights(a), wb = load_weights(b);
+  ASSERT_FALSE(wa.empty());
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
+}
+
+// ---- guarded calls --------------------------------------------------------------------------------
+
+TEST(GuardedCalls, PrecisionStepFailureNamesThePluginAndLeavesAResumableCheckpoint) {
+  SyntheticRun r("", quote(kThrowingDir));
+  // 29 steps an epoch: step 40 fails inside epoch 2, after epoch 1's checkpoint.
+  const CommandResult c = r.run_to_end("out", {"precision.plugin=fixture-throwing", "precision.fail_at_step=40"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("precision plugin 'fixture-throwing' (libloom_fixture_throwing.so) failed in step: "
+                          "deliberate failure at step 40"),
+            std::string::npos)
+      << c.output;
+  EXPECT_EQ(c.output.find("Exception raised from"), std::string::npos) << "a LibTorch backtrace reached the user";
+  EXPECT_TRUE(fs::exists(r.run_dir("out") / "checkpoint.pt"));
+}
+
+TEST(GuardedCalls, DatasetLoadFailureOnTheLoaderThreadNamesThePlugin) {
+  SyntheticRun r("", quote(kThrowingDir));
+  const CommandResult c = r.run_to_end("out", {"dataset.plugin=fixture-throwing", "dataset.fail_at_load=3",
+                                                "loader.prefetch=2", "loader.batch_size=8"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("dataset plugin 'fixture-throwing' (libloom_fixture_throwing.so) failed in load: "
+                          "deliberate failure in load 3"),
+            std::string::npos)
+      << c.output;
+}
+
+TEST(GuardedCalls, ModelForwardFailureNamesThePlugin) {
+  SyntheticRun r("", quote(LOOM_TEST_FAULTY_MODEL_DIR));
+  const CommandResult c = r.run_to_end("out", {"model.plugin=fixture-faulty", "model.failure=throw",
+                                                "model.fail_rank=0", "model.fail_at_forward=5"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("model plugin 'fixture-faulty' (libloom_fixture_faulty.so) failed in forward: "
+                          "fixture-faulty: deliberate failure in forward 5"),
+            std::string::npos)
+      << c.output;
+}
+
+TEST(GuardedCalls, CallbackFailureNamesThePluginAndTheHook) {
+  SyntheticRun r("[[callback]]\nplugin = \"recording\"\nfile = \"events.txt\"\nthrow_in = \"validation\"\n",
+                 quote(kRecordingDir));
+  const CommandResult c = r.run_to_end("out");
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("callback plugin 'recording' (libloom_fixture_recording.so) failed in on_validation_end: "
+                          "recording fixture throws in validation"),
+            std::string::npos)
+      << c.output;
+}
+
+// ---- checkpoint format 2 --------------------------------------------------------------------------
+
+TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
+  SyntheticRun r;
+  ASSERT_EQ(r.run_to_end("out", {"run.epochs=1"}).exit_code, 0);
+  const fs::path dir = r.run_dir("out");
+  torch::serialize::OutputArchive old;  // Loom 0.2's layout: positional vectors, no format entry
+  old.write("position/stage", c10::IValue(std::string("supervised")));
+  old.write("position/ints", c10::IValue(std::vector<int64_t>{0, 1, 0, 0, 29, 0, 0}));
+  old.save_to((dir / "checkpoint.pt").string());
+  const CommandResult c = loom("run --resume " + dir.string());
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.3.0) reads "
+                          "format 2 only"),
+            std::string::npos)
+      << c.output;
+}
+
+TEST(CheckpointFormat, ADamagedCheckpointIsRefusedWithoutABacktrace) {
+  SyntheticRun r;
+  ASSERT_EQ(r.run_to_end("out", {"run.epochs=1"}).exit_code, 0);
+  const fs::path dir = r.run_dir("out");
+  fs::resize_file(dir / "checkpoint.pt", 100);
+  const CommandResult c = loom("run --resume " + dir.string());
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("checkpoint.pt is not a readable checkpoint"), std::string::npos) << c.output;
+  EXPECT_EQ(c.output.find("Exception raised from"), std::string::npos) << c.output;
+}
+
+// ---- hooks, exactly once --------------------------------------------------------------------------
+
+const std::string kRecording = "[[callback]]\nplugin = \"recording\"\nfile = \"@FILE@\"\n";
+
+std::string recording(const fs::path& file) {
+  std::string s = kRecording;
+  s.replace(s.find("@FILE@"), 6, file.string());
+  return s;
+}
+
+TEST(Callbacks, HooksFireInOrderExactlyOnceAcrossAStopAndResumeWithAccumulation) {
+  TempDir events;
+  const std::vector<std::string> sets = {"run.epochs=4", "dataset.samples=8192", "loader.batch_size=16",
+                                         "accumulation.plugin=fixed", "accumulation.steps=3"};
+  SyntheticRun a(recording(events / "a.txt"), quote(kRecordingDir));
+  ASSERT_EQ(a.run_to_end("out", sets).exit_code, 0);
+  SyntheticRun b(recording(events / "b.txt"), quote(kRecordingDir));
+  bool stopped = false;
+  const int code = run_and_stop_after_first_checkpoint(b.args("out", sets), b.dir / "out" / "synthetic",
+                                                       std::chrono::milliseconds(150), &stopped);
+  ASSERT_TRUE(stopped);
+  ASSERT_EQ(code, 130);
+  const CommandResult resumed = loom("run --resume " + b.run_dir("out").string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+
+  const auto expected = lines_of(events / "a.txt");
+  std::vector<std::string> actual;
+  int resumes = 0;
+  for (const auto& line : lines_of(events / "b.txt")) {
+    if (line.rfind("resume ", 0) == 0) ++resumes;
+    else actual.push_back(line);
+  }
+  EXPECT_EQ(resumes, 1);
+  ASSERT_FALSE(expected.empty());
+  EXPECT_EQ(expected.front().rfind("stage_start supervised 4 ", 0), 0u) << expected.front();
+  EXPECT_EQ(expected.back(), "stage_end supervised");
+  int steps = 0, validations = 0;
+  for (const auto& line : expected) steps += line.rfind("step ", 0) == 0, validations += line.rfind("validation ", 0) == 0;
+  EXPECT_EQ(validations, 4);
+  const auto metrics = read_epoch_records(a.run_dir("out") / "metrics.jsonl");
+  EXPECT_EQ(steps, metrics.back()["optimizer_steps"].get<int>()) << "one step event per applied optimizer step";
+  EXPECT_EQ(actual, expected);
+  expect_same_weights(a.run_dir("out") / "model.pt", b.run_dir("out") / "model.pt");
+}
+
+TEST(Callbacks, AStopRequestEndsTheStageAndIsRecorded) {
+  TempDir events;
+  SyntheticRun r(recording(events / "e.txt") + "stop_at_epoch = 2\n", quote(kRecordingDir));
+  const CommandResult c = r.run_to_end("out", {"run.epochs=5"});
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_EQ(read_epoch_records(r.run_dir("out") / "metrics.jsonl").size(), 2u);
+  const auto summary = nlohmann::json::parse(read_file(r.run_dir("out") / "summary.json"));
+  EXPECT_EQ(summary["supervised/stopped"], "recording: stop at epoch 2") << summary.dump(2);
+  EXPECT_EQ(summary["epochs"], 2);
+  EXPECT_EQ(lines_of(events / "e.txt").back(), "stage_end supervised");
+}
+
+// ---- bookkeeping across interruptions -------------------------------------------------------------
+
+TEST(Metrics, NoDuplicateOrMissingRecordsAfterThreeInterruptions) {
+  const std::vector<std::string> sets = {"run.epochs=5", "dataset.samples=8192", "loader.batch_size=16"};
+  SyntheticRun a, b;
+  ASSERT_EQ(a.run_to_end("out", sets).exit_code, 0);
+  // Start, then stop three times at the next checkpoint each time, then finish.
+  bool stopped = false;
+  ASSERT_EQ(run_and_stop_after_first_checkpoint(b.args("out", sets), b.dir / "out" / "synthetic",
+                                                std::chrono::milliseconds(100), &stopped),
+            130);
+  const fs::path dir = b.run_dir("out");
+  for (int i = 0; i < 2; ++i) {
+    const auto before = fs::last_write_time(dir / "checkpoint.pt");
+    const int code = run_and_stop_when({LOOM_TEST_BIN, "run", "--resume", dir.string()},
+                                       [&] { return fs::last_write_time(dir / "checkpoint.pt") != before; },
+                                       std::chrono::milliseconds(100), &stopped);
+    ASSERT_EQ(code, 130) << "interruption " << i + 2;
+  }
+  const CommandResult last = loom("run --resume " + dir.string());
+  ASSERT_EQ(last.exit_code, 0) << last.output;
+
+  const auto ma = read_jsonl(a.run_dir("out") / "metrics.jsonl"), mb = read_jsonl(dir / "metrics.jsonl");
+  ASSERT_EQ(ma.size(), mb.size());
+  for (size_t i = 0; i < ma.size(); ++i) {
+    EXPECT_EQ(ma[i]["stage"], mb[i]["stage"]);
+    EXPECT_EQ(ma[i].value("epoch", 0), mb[i].value("epoch", 0));
+    if (!ma[i].contains("epoch")) continue;
+    EXPECT_EQ(ma[i]["optimizer_steps_in_epoch"], mb[i]["optimizer_steps_in_epoch"]) << "epoch " << i + 1;
+    EXPECT_DOUBLE_EQ(ma[i]["train_loss"].get<double>(), mb[i]["train_loss"].get<double>()) << "epoch " << i + 1;
+  }
+  const auto sa = nlohmann::json::parse(read_file(a.run_dir("out") / "summary.json"));
+  const auto sb = nlohmann::json::parse(read_file(dir / "summary.json"));
+  EXPECT_EQ(sb["epochs"], sa["epochs"]);
+  EXPECT_EQ(sb["optimizer_steps"], sa["optimizer_steps"]);
+  EXPECT_DOUBLE_EQ(sb["test_accuracy"].get<double>(), sa["test_accuracy"].get<double>());
+}
+
+// ---- built-in callbacks and sinks, end to end -------------------------------------------------------
+
+TEST(BuiltinCallbacks, EmaEvaluatesAndSavesTheAverageAndReportsBothAccuracies) {
+  SyntheticRun r("[[callback]]\nplugin = \"ema\"\ndecay = 0.99\n");
+  const CommandResult c = r.run_to_end("out");
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const fs::path dir = r.run_dir("out");
+  const auto metrics = read_epoch_records(dir / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 3u);
+  EXPECT_TRUE(metrics[0].contains("live_val_accuracy"));
+  EXPECT_TRUE(metrics[0].contains("val_accuracy"));
+  EXPECT_EQ(metrics[2]["ema_updates"], metrics[2]["optimizer_steps"]);
+  EXPECT_TRUE(fs::exists(dir / "model_ema.pt"));
+  expect_same_weights(dir / "model_ema.pt", dir / "model.pt");  // apply_at_end: the stage's result is the average
+}
+
+TEST(BuiltinCallbacks, EmaSkipsTheStepsAmpFp16Skipped) {
+  SyntheticRun r("[[callback]]\nplugin = \"ema\"\n");
+  const CommandResult c = r.run_to_end("out", {"run.epochs=1", "precision.plugin=amp-fp16", "precision.init_scale=1073741824.0"});
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const auto m = read_epoch_records(r.run_dir("out") / "metrics.jsonl");
+  ASSERT_EQ(m.size(), 1u);
+  ASSERT_GT(m[0]["skipped_steps"].get<double>(), 0.0) << m[0].dump();
+  EXPECT_EQ(m[0]["ema_updates"], m[0]["optimizer_steps"]) << m[0].dump();
+  EXPECT_EQ(m[0]["optimizer_steps"].get<int>() + static_cast<int>(m[0]["skipped_steps"].get<double>()), 29);
+}
+
+TEST(BuiltinCallbacks, EarlyStoppingStopsAtTheRightEpoch) {
+  // train_loss falls every epoch, so with mode = "max" epoch 1 stays best: patience 2 stops after epoch 3.
+  SyntheticRun r("[[callback]]\nplugin = \"early-stopping\"\nmonitor = \"train_loss\"\nmode = \"max\"\npatience = 2\n");
+  const CommandResult c = r.run_to_end("out", {"run.epochs=6"});
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  EXPECT_EQ(read_epoch_records(r.run_dir("out") / "metrics.jsonl").size(), 3u);
+  const auto summary = nlohmann::json::parse(read_file(r.run_dir("out") / "summary.json"));
+  EXPECT_EQ(summary["supervised/stopped_epoch"], 3) << summary.dump(2);
+}
+
+TEST(BuiltinCallbacks, BestCheckpointKeepsTopKAndTestOnBestTestsTheBestWeights) {
+  SyntheticRun r("[[callback]]\nplugin = \"best-checkpoint\"\nmonitor = \"val_loss\"\nsave_top_k = 2\n");
+  const CommandResult c = r.run_to_end("out", {"run.epochs=4", "run.test_on=best"});
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const fs::path dir = r.run_dir("out");
+  size_t kept = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "checkpoints")) kept += e.is_regular_file();
+  EXPECT_EQ(kept, 2u);
+  const auto summary = nlohmann::json::parse(read_file(dir / "summary.json"));
+  const auto metrics = read_epoch_records(dir / "metrics.jsonl");
+  int best = 0;
+  for (size_t i = 1; i < metrics.size(); ++i)
+    if (metrics[i]["val_loss"].get<double>() < metrics[static_cast<size_t>(best)]["val_loss"].get<double>()) best = static_cast<int>(i);
+  EXPECT_EQ(summary["best_epoch"], best + 1) << summary.dump(2);
+  EXPECT_EQ(summary["test_on"], "best");
+  expect_same_weights(dir / "best.pt", dir / "model.pt");
+}
+
+TEST(BuiltinCallbacks, TestOnBestWithoutABestKeeperIsRefusedBeforeTraining) {
+  SyntheticRun r;
+  const CommandResult c = r.run_to_end("out", {"run.test_on=best"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("test_on = \"best\" needs a [[callback]] that keeps a best model"), std::string::npos) << c.output;
+  EXPECT_EQ(count_entries(r.dir / "out"), 0u) << "nothing may be written";
+}
+
+TEST(BuiltinSinks, TensorBoardEventFilesEqualMetricsJsonl) {
+  SyntheticRun r("[[metric_sink]]\nplugin = \"tensorboard\"\nevery_n_steps = 10\n");
+  const CommandResult c = r.run_to_end("out");
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const fs::path dir = r.run_dir("out");
+  const CommandResult py = run(std::string(LOOM_TEST_PYTHON) + " " LOOM_TEST_SOURCE_DIR "/tests/python/read_tensorboard.py " +
+                               (dir / "tensorboard").string());
+  ASSERT_EQ(py.exit_code, 0) << py.output;
+  const auto scalars = nlohmann::json::parse(py.output);
+  size_t compared = 0;
+  for (const auto& record : read_epoch_records(dir / "metrics.jsonl")) {
+    for (const auto& [key, value] : record.items()) {
+      if (!value.is_number() || key == "epoch" || key == "round") continue;
+      const std::string tag = record["stage"].get<std::string>() + "/" + key;
+      ASSERT_TRUE(scalars.contains(tag)) << tag;
+      bool found = false;
+      for (const auto& point : scalars[tag])
+        if (point[0] == record["epoch"]) {
+          EXPECT_FLOAT_EQ(point[1].get<float>(), value.get<float>()) << tag;
+          found = true;
+        }
+      EXPECT_TRUE(found) << tag << " at epoch " << record["epoch"];
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 20u);
+  EXPECT_TRUE(scalars.contains("supervised/step/train_loss"));
+  EXPECT_TRUE(scalars.contains("test/test_accuracy"));
+}
+
+}  // namespace
+}  // namespace loom::test
