@@ -1,6 +1,7 @@
 // `loom plugins [NAME] [--json]`: what was found, each feature's schema (like gst-inspect), and every
 // library that was refused, with the reason.
 #include "commands.h"
+#include "kinds_table.h"
 #include "registry.h"
 #include "resolve.h"
 
@@ -93,7 +94,8 @@ void print_schema(const std::string& table, const Schema& schema, std::ostream& 
 void print_feature(const Feature& f, std::ostream& out) {
   out << to_string(f.info.kind) << " plugin '" << f.info.name << "' " << f.info.version << " — " << f.info.summary
       << "\n  library: " << f.library->name() << ' ' << f.library->version() << " (" << f.library->file.string()
-      << ")\n  TOML: [" << to_string(f.info.kind) << "] plugin = \"" << f.info.name << "\"\n\n";
+      << ")\n  TOML: " << (kind_info(f.info.kind).cardinality == Cardinality::Many ? "[[" : "[") << kind_info(f.info.kind).table
+      << (kind_info(f.info.kind).cardinality == Cardinality::Many ? "]]" : "]") << " plugin = \"" << f.info.name << "\"\n\n";
   print_schema(std::string(to_string(f.info.kind)), f.info.params, out);
 }
 
@@ -142,17 +144,27 @@ int plugins_command(const std::string& name, bool json) {
       std::cerr << "loom: no plugin named '" << name << "'";
       if (std::string near = closest(name_filter, all); !near.empty()) std::cerr << "; did you mean '" << near << "'?";
       std::cerr << " (`loom plugins` lists them all)\n";
+      std::cerr << "Searched:";
+      for (const auto& d : registry.searched()) std::cerr << " " << d.string();
+      std::cerr << "\n";
+      for (const auto& d : registry.missing()) std::cerr << "Missing plugin directory (skipped): " << d.string() << "\n";
+      for (const auto& f : registry.failures()) std::cerr << "Refused: " << f.file.string() << ": " << f.reason << "\n";
       return 1;
     }
     for (const Feature* f : selected) {
       print_feature(*f, std::cout);
       std::cout << '\n';
     }
+    if (!registry.failures().empty()) {
+      std::cout << "Libraries that failed to load (their plugins are not listed):\n";
+      for (const auto& f : registry.failures()) std::cout << "  " << f.file.string() << ": " << f.reason << '\n';
+    }
     return 0;
   }
 
   std::cout << "Plugin search path:\n";
   for (const auto& d : registry.searched()) std::cout << "  " << d.string() << '\n';
+  for (const auto& d : registry.missing()) std::cout << "  " << d.string() << "  (does not exist; skipped)\n";
   for (Kind k : kAllKinds) {
     std::cout << '\n' << to_string(k) << ":\n";
     auto features = registry.features(k);

@@ -105,7 +105,10 @@ bool Registry::load(const fs::path& file) {
 void Registry::scan(const std::vector<fs::path>& dirs) {
   for (const fs::path& dir : dirs) {
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) continue;
+    if (!fs::is_directory(dir, ec)) {
+      missing_.push_back(dir);
+      continue;
+    }
     searched_.push_back(dir);
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(dir, ec))

@@ -52,7 +52,7 @@ class PluginError : public std::runtime_error {
 class Registry {
  public:
   /// Loads every `*.so` in each directory (non-recursive), in order. Missing directories are skipped
-  /// (the caller reports them); failures are recorded, never thrown.
+  /// and listed in missing() (the caller warns); failures are recorded, never thrown.
   void scan(const std::vector<std::filesystem::path>& dirs);
   /// Loads one library file. Returns false and records a LoadFailure when it is refused.
   bool load(const std::filesystem::path& file);
@@ -62,6 +62,8 @@ class Registry {
   const std::vector<std::unique_ptr<Feature>>& all() const { return features_; }
   const std::vector<LoadFailure>& failures() const { return failures_; }
   const std::vector<std::filesystem::path>& searched() const { return searched_; }
+  /// Directories asked for (LOOM_PLUGIN_PATH, [run] plugin_paths) that do not exist.
+  const std::vector<std::filesystem::path>& missing() const { return missing_; }
 
   /// Calls the feature's factory; any exception becomes a PluginError with context.
   template <class T>
@@ -81,6 +83,7 @@ class Registry {
   std::vector<std::unique_ptr<Feature>> features_;
   std::vector<LoadFailure> failures_;
   std::vector<std::filesystem::path> searched_;
+  std::vector<std::filesystem::path> missing_;
 };
 
 /// Plugin directories in search order: the built-in dir next to the executable (build tree or install

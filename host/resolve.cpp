@@ -74,6 +74,12 @@ const Schema& lr_schedule_schema() {
   return schema;
 }
 
+bool is_many_table(const std::string& table) {
+  for (const KindInfo& k : kind_table())
+    if (k.table == table) return k.cardinality == Cardinality::Many;
+  return false;
+}
+
 const KindInfo& kind_info_by_table(const std::string& table) {
   for (const KindInfo& k : kind_table())
     if (k.table == table) return k;
@@ -405,7 +411,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
       if (std::string near = closest(name, known_tables); !near.empty()) msg += "; did you mean [" + near + "]?";
       else msg += "; valid tables: " + join(known_tables);
       errors.push_back({config.pos(key.source()), msg});
-    } else if (!node.is_table() && !(node.is_array() && kind_info_by_table(name).cardinality == Cardinality::Many)) {
+    } else if (!node.is_table() && !(node.is_array() && is_many_table(name))) {
       errors.push_back({config.pos(key.source()), "'" + name + "' must be a table ([" + name + "]), found " + describe_node(node)});
     }
   }

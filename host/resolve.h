@@ -52,6 +52,8 @@ std::vector<std::filesystem::path> early_plugin_paths(const Config& config);
 /// Validates the whole config. Throws ConfigErrors listing every problem with its position.
 ResolvedConfig resolve(const Config& config, const Registry& registry);
 
+/// Whether `table` is the TOML table of a kind that takes many plugins ([[callback]]).
+bool is_many_table(const std::string& table);
 /// The kind whose TOML table is `table`.
 const KindInfo& kind_info_by_table(const std::string& table);
 

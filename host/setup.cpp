@@ -18,6 +18,8 @@ void report_config_errors(const ConfigErrors& e) {
 }
 
 void warn_failures(const Registry& registry, Logger& log) {
+  for (const auto& dir : registry.missing())
+    log.warn("plugin directory " + dir.string() + " does not exist (from LOOM_PLUGIN_PATH or [run] plugin_paths); skipped");
   for (const auto& f : registry.failures())
     log.warn("plugin library " + f.file.string() + " was not loaded: " + f.reason);
 }

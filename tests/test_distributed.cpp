@@ -153,6 +153,23 @@ TEST_F(Distributed, TwoRanksOfBMatchOneProcessOf2B) {
   EXPECT_EQ(summary["test_samples"], 128);
 }
 
+// Every rank runs the callbacks on identical reports, and they agree at a group boundary: both stop after
+// the same epoch, with EMA evaluated on every rank alike.
+TEST_F(Distributed, EarlyStoppingStopsEveryRankAtTheSameEpoch) {
+  Runs r;
+  write_file(r.config(), read_file(r.config()) +
+                             "\n[[callback]]\nplugin = \"ema\"\ndecay = 0.9\n"
+                             "[[callback]]\nplugin = \"early-stopping\"\nmonitor = \"train_loss\"\nmode = \"max\"\npatience = 2\n");
+  const auto two = r.ranks(2, "two", "--set run.epochs=6 --set loader.batch_size=16 --set run.verify_replicas=true");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const fs::path run_dir = only_run_dir(r.dir / "two", "ddp");
+  // train_loss falls every epoch, so mode = "max" keeps epoch 1 best: patience 2 ends the stage after epoch 3.
+  EXPECT_EQ(read_epoch_records(run_dir / "metrics.jsonl").size(), 3u);
+  const auto summary = nlohmann::json::parse(read_file(run_dir / "summary.json"));
+  EXPECT_EQ(summary["supervised/stopped_epoch"], 3) << summary.dump(2);
+  EXPECT_EQ(summary["world_size"], 2);
+}
+
 TEST_F(Distributed, WithAccumulationTheGroupIsGlobal) {
   Runs r;
   const auto one = r.single("one", "--set loader.batch_size=16 --set accumulation.plugin=fixed --set accumulation.steps=3");
