@@ -1,12 +1,28 @@
-# loom_add_plugin(<target> SOURCES <src>... [LINK <libs>...] [OUTPUT_DIR <dir>])
+# loom_add_plugin(<target> SOURCES <src>... [LINK <libs>...] [OUTPUT_DIR <dir>] [PRECOMPILE_SDK])
 #
 # Builds one Loom plugin library: a MODULE (dlopen-only) shared library linked against the SDK, with
 # hidden symbols (only the entry point and its info record are exported). Loom's own plugins and
 # third-party plugins use this same helper.
+#
+#   SOURCES         the library's sources (required)
+#   LINK            further libraries to link, privately
+#   OUTPUT_DIR      where the .so is written (default: LOOM_PLUGIN_OUTPUT_DIR when set, else CMake's default)
+#   PRECOMPILE_SDK  precompile <loom/library.h> for the target (target_precompile_headers), so the SDK's
+#                   registration headers are parsed once per target rather than once per source file.
+#                   Worth it from a few sources up; ignored inside Loom's tree, whose plugins reuse the
+#                   shared precompiled header (<torch/torch.h> + <loom/plugin.h>) instead.
+#
+# Build type: a third-party project configured without CMAKE_BUILD_TYPE (single-config generators
+# default to none: no optimisation at all) gets -O2 on the plugin target, because an unoptimised plugin
+# slows every training step it takes part in. An explicit -DCMAKE_BUILD_TYPE=Release/Debug/… (or a
+# multi-config generator's configuration) is left alone.
 function(loom_add_plugin target)
-  cmake_parse_arguments(ARG "" "OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
+  cmake_parse_arguments(ARG "PRECOMPILE_SDK" "OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "loom_add_plugin(${target}): SOURCES is required")
+  endif()
+  if(ARG_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "loom_add_plugin(${target}): unknown arguments: ${ARG_UNPARSED_ARGUMENTS}")
   endif()
   add_library(${target} MODULE ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE Loom::sdk ${ARG_LINK})
@@ -22,9 +38,16 @@ function(loom_add_plugin target)
   elseif(DEFINED LOOM_PLUGIN_OUTPUT_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${LOOM_PLUGIN_OUTPUT_DIR})
   endif()
-  # Inside Loom's tree, reuse the shared precompiled header.
   if(TARGET loom_pch)
+    # Inside Loom's tree (whose build type defaults to Release): reuse the shared precompiled header.
+    # Its compile flags must stay identical to the plugin's, so no per-target flags are added here.
     target_precompile_headers(${target} REUSE_FROM loom_pch)
+  else()
+    # Third party: optimised even when the project set no build type ($<CONFIG:> is true only then).
+    target_compile_options(${target} PRIVATE "$<$<CONFIG:>:-O2>")
+    if(ARG_PRECOMPILE_SDK)
+      target_precompile_headers(${target} PRIVATE <loom/library.h>)
+    endif()
   endif()
   if(DEFINED LOOM_INSTALL_PLUGIN_DIR AND LOOM_INSTALL_BUILTIN_PLUGINS)
     install(TARGETS ${target} LIBRARY DESTINATION ${LOOM_INSTALL_PLUGIN_DIR})
