@@ -55,6 +55,9 @@ void TensorBoardSink::open() {
     file_.set_path(dir_ / file_name_);
   }
   file_.open();
+  // Version 2 also tells readers to detect restarts by SessionLog events, not by an event's step going below
+  // an earlier event's: this file interleaves epoch, optimizer-step and round counters, so steps go back
+  // all the time.
   if (file_.size() == 0)
     file_.append(tfevents::frame_record(tfevents::file_version_event(now_seconds(), "brain.Event:2")));
 }
