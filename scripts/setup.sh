@@ -2,10 +2,15 @@
 # Installs what Loom needs, skipping whatever is already present (idempotent, quick on a ready machine).
 #   Debian packages: compilers' libraries (Boost.DLL, toml++, spdlog, GoogleTest, CLI11, nlohmann-json,
 #   zlib, libjpeg-turbo and libpng for the image-folder dataset), ccache, and the Fashion-MNIST data set.
-#   PyPI: torch (LibTorch comes from its wheel) and numpy (reference checks in tests).
+#   PyPI: torch (LibTorch comes from its wheel), numpy (reference checks in tests), tensorboard (the tests
+#   read the tensorboard metric sink's event files back with it).
 set -euo pipefail
 
 TORCH_VERSION=2.15.0   # keep in step with LOOM_TORCH_VERSION in CMakeLists.txt
+# tensorboard 2.21's generated protobuf code is from protobuf 6.31 and checks the runtime at import; a
+# protobuf of the same major version keeps that check quiet whatever newer major pip would pick.
+TENSORBOARD_VERSION=2.21.0
+PROTOBUF_VERSION=6.33.6
 DEBS=(build-essential cmake python3 python3-pip libboost-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
       libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache dataset-fashion-mnist
       libopenmpi-dev openmpi-bin libjpeg62-turbo-dev libpng-dev)
@@ -27,4 +32,12 @@ if [ "$have_torch" != "$TORCH_VERSION" ]; then
   echo "setup: installing torch==$TORCH_VERSION and numpy from PyPI (found: '${have_torch:-none}')"
   "$PYTHON" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" numpy
 fi
-echo "setup: ok (torch $TORCH_VERSION, Debian packages present)"
+
+have_tb=$("$PYTHON" -c 'import tensorboard, google.protobuf as p
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+print(tensorboard.__version__, p.__version__)' 2>/dev/null || true)
+if [ "$have_tb" != "$TENSORBOARD_VERSION $PROTOBUF_VERSION" ]; then
+  echo "setup: installing tensorboard==$TENSORBOARD_VERSION protobuf==$PROTOBUF_VERSION from PyPI (found: '${have_tb:-none}')"
+  "$PYTHON" -m pip install -q --disable-pip-version-check "tensorboard==$TENSORBOARD_VERSION" "protobuf==$PROTOBUF_VERSION"
+fi
+echo "setup: ok (torch $TORCH_VERSION, tensorboard $TENSORBOARD_VERSION, Debian packages present)"

@@ -1,0 +1,9 @@
+#include "tensorboard_sink.h"
+
+static void register_features(loom::Registrar& registrar) {
+  registrar.add<loom::MetricSink>(loom::builtin::TensorBoardSink::info(), [](const loom::CreateContext& ctx) {
+    return std::make_shared<loom::builtin::TensorBoardSink>(ctx);
+  });
+}
+
+LOOM_PLUGIN_LIBRARY("loom_metric_sink_tensorboard", "1.0.0", register_features)
