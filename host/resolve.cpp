@@ -12,68 +12,6 @@ namespace loom::host {
 
 namespace fs = std::filesystem;
 
-const Schema& run_schema() {
-  static const Schema schema = {
-      ParamSpec::string("name", "loom").doc("run name; outputs go to <output_dir>/<name>/<timestamp>/"),
-      ParamSpec::integer("seed", 0).at_least(0).doc("seeds model init, data order, augmentation and dropout"),
-      ParamSpec::string("device", "auto").doc("auto | cpu | cuda | cuda:N (auto: cuda when available)"),
-      ParamSpec::integer("epochs", 1).range(1, 1000000).doc("epochs per training stage"),
-      ParamSpec::path("output_dir", "runs").doc("where run directories are created"),
-      ParamSpec::path("cache_dir", "cache").doc("where caches are kept (shared between runs)"),
-      ParamSpec::string_list("plugin_paths", {}).doc("extra plugin directories, relative to this file"),
-      ParamSpec::integer("threads", 0).range(0, 1024)
-          .doc("intra-op CPU threads; 0 = all available cores (divided among the ranks on this host)"),
-      ParamSpec::integer("log_every_seconds", 10)
-          .range(1, 3600)
-          .doc("interval of plain progress lines when stderr is not a terminal"),
-      ParamSpec::boolean("sync_bn", false)
-          .doc("distributed: average BatchNorm running statistics over the ranks after every epoch (else each rank keeps its own)"),
-      ParamSpec::boolean("verify_replicas", false)
-          .doc("distributed: compare a checksum of every rank's weights after each optimizer step; fail if they differ"),
-      ParamSpec::choice("test_on", "last", {"last", "best"})
-          .doc("the final test evaluates the last weights, or the best ones kept by a [[callback]] such as best-checkpoint"),
-  };
-  return schema;
-}
-
-const Schema& loader_schema() {
-  static const Schema schema = {
-      ParamSpec::integer("batch_size", 128).range(1, 1 << 20).doc("samples per micro-batch"),
-      ParamSpec::integer("eval_batch_size", 1024).range(1, 1 << 20).doc("samples per batch in predict/evaluate"),
-      ParamSpec::integer("prefetch", -1)
-          .range(-1, 64)
-          .doc("batches prepared ahead on a background thread; 0 = none; -1 = auto (CUDA 2, CPU 0)"),
-      ParamSpec::boolean("shuffle", true).doc("reshuffle the training order every epoch (seeded)"),
-  };
-  return schema;
-}
-
-const Schema& optimizer_schema() {
-  static const Schema schema = {
-      ParamSpec::choice("name", "adamw", {"sgd", "adamw"}).doc("optimizer"),
-      ParamSpec::real("lr", 1e-3).range(0.0, 1e3).doc("peak learning rate"),
-      ParamSpec::real("weight_decay", 0.0).range(0.0, 10.0).doc("decoupled (adamw) or L2 (sgd) weight decay"),
-      ParamSpec::real("momentum", 0.9).range(0.0, 1.0).doc("sgd momentum"),
-      ParamSpec::boolean("nesterov", false).doc("sgd Nesterov momentum"),
-      ParamSpec::real("beta1", 0.9).range(0.0, 1.0).doc("adamw beta1"),
-      ParamSpec::real("beta2", 0.999).range(0.0, 1.0).doc("adamw beta2"),
-      ParamSpec::real("eps", 1e-8).range(0.0, 1.0).doc("adamw epsilon"),
-  };
-  return schema;
-}
-
-const Schema& lr_schedule_schema() {
-  static const Schema schema = {
-      ParamSpec::choice("name", "constant", {"constant", "cosine", "one-cycle"}).doc("schedule, in optimizer steps"),
-      ParamSpec::integer("warmup_steps", 0).at_least(0).doc("linear warmup from 0 (constant, cosine)"),
-      ParamSpec::real("min_lr", 0.0).at_least(0.0).doc("cosine: final learning rate"),
-      ParamSpec::real("pct_start", 0.3).range(0.0, 1.0).doc("one-cycle: fraction of steps spent rising"),
-      ParamSpec::real("div_factor", 25.0).range(1.0, 1e6).doc("one-cycle: initial lr = lr / div_factor"),
-      ParamSpec::real("final_div_factor", 1e4).range(1.0, 1e9).doc("one-cycle: final lr = initial / this"),
-  };
-  return schema;
-}
-
 bool is_many_table(const std::string& table) {
   for (const KindInfo& k : kind_table())
     if (k.table == table) return k.cardinality == Cardinality::Many;
@@ -474,58 +412,6 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
     throw ConfigErrors(std::move(errors));
   }
   return out;
-}
-
-static toml::array to_array(const Value& v) {
-  toml::array a;
-  if (auto* i = std::get_if<std::vector<int64_t>>(&v)) for (auto x : *i) a.push_back(x);
-  if (auto* d = std::get_if<std::vector<double>>(&v)) for (auto x : *d) a.push_back(x);
-  if (auto* s = std::get_if<std::vector<std::string>>(&v)) for (auto& x : *s) a.push_back(x);
-  return a;
-}
-
-static toml::table params_table(const Params& params) {
-  toml::table t;
-  for (const auto& [k, v] : params.values()) {
-    std::visit(
-        [&](const auto& x) {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, int64_t> || std::is_same_v<T, double> ||
-                        std::is_same_v<T, std::string>) {
-            t.insert_or_assign(k, x);
-          } else if constexpr (std::is_same_v<T, IntMap>) {
-            toml::table m;
-            m.is_inline(true);
-            for (const auto& [key, value] : x) m.insert_or_assign(std::to_string(key), value);
-            t.insert_or_assign(k, std::move(m));
-          } else
-            t.insert_or_assign(k, to_array(v));
-        },
-        v);
-  }
-  return t;
-}
-
-toml::table ResolvedConfig::to_toml() const {
-  toml::table root;
-  root.insert_or_assign("run", params_table(run));
-  root.insert_or_assign("loader", params_table(loader));
-  root.insert_or_assign("optimizer", params_table(optimizer));
-  root.insert_or_assign("lr_schedule", params_table(lr_schedule));
-  for (const auto& [kind, list] : plugins) {
-    const KindInfo& info = kind_info(kind);
-    toml::array many;
-    for (const PluginChoice& choice : list) {
-      toml::table t = params_table(choice.params);
-      t.insert("plugin", choice.feature->info.name);
-      if (info.cardinality == Cardinality::One)
-        root.insert_or_assign(info.table, std::move(t));
-      else
-        many.push_back(std::move(t));
-    }
-    if (info.cardinality == Cardinality::Many && !many.empty()) root.insert_or_assign(info.table, std::move(many));
-  }
-  return root;
 }
 
 }  // namespace loom::host
