@@ -11,7 +11,8 @@ import json
 import subprocess
 import sys
 
-KIND_ORDER = ["dataset", "cache", "model", "precision", "accumulation", "self_training", "communicator"]
+KIND_ORDER = ["dataset", "cache", "model", "precision", "accumulation", "self_training", "communicator", "callback",
+              "metric_sink"]
 TABLE_DOCS = {
     "run": "Run-wide settings.",
     "loader": "The training/evaluation loader (micro-batch size, prefetch depth).",
@@ -86,7 +87,9 @@ def main():
             "table means its neutral plugin (`none`, `fp32`, `none`, `none`, `none`).", ""]
     plugins = sorted(data["plugins"], key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]))
     for p in plugins:
-        out += [f"### `[{p['kind']}] plugin = \"{p['name']}\"`", "",
+        # Kinds a config may list several of are arrays of tables: [[callback]], [[metric_sink]].
+        table_name = f"[[{p['kind']}]]" if p["kind"] in ("callback", "metric_sink") else f"[{p['kind']}]"
+        out += [f"### `{table_name} plugin = \"{p['name']}\"`", "",
                 f"{p['summary']} (version {p['version']}, library `{p['library']}`)", "", table(p["params"])]
     text = "\n".join(out)
     if check is None:

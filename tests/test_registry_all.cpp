@@ -119,6 +119,10 @@ TEST_F(EveryPlugin, ModelsPrecisionsAccumulations) {
     SCOPED_TRACE(sf->info.name);
     EXPECT_NE(make<SelfTraining>(*sf), nullptr);  // run() is exercised end to end in test_e2e
   }
+  for (const host::Feature* cf : registry.features(Kind::Callback)) {
+    SCOPED_TRACE(cf->info.name);
+    EXPECT_NE(make<Callback>(*cf), nullptr);  // the hooks are driven in test_callbacks
+  }
 }
 
 }  // namespace
