@@ -13,6 +13,8 @@ import sys
 
 KIND_ORDER = ["dataset", "cache", "model", "precision", "accumulation", "self_training", "communicator", "callback",
               "metric_sink"]
+# Kinds a config lists as arrays of tables, any number of them: [[metric_sink]] plugin = "csv".
+ARRAY_KINDS = {"callback", "metric_sink"}
 TABLE_DOCS = {
     "run": "Run-wide settings.",
     "loader": "The training/evaluation loader (micro-batch size, prefetch depth).",
@@ -84,12 +86,13 @@ def main():
     out += ["## Plugin tables", "",
             "`[KIND]` with `plugin = \"NAME\"` plus that plugin's parameters. `[dataset]` and `[model]` are",
             "required; a missing `[cache]`, `[precision]`, `[accumulation]`, `[self_training]` or `[communicator]`",
-            "table means its neutral plugin (`none`, `fp32`, `none`, `none`, `none`).", ""]
+            "table means its neutral plugin (`none`, `fp32`, `none`, `none`, `none`).",
+            "`[[callback]]` and `[[metric_sink]]` are arrays of tables: any number, run in file order; the",
+            "`jsonl` metric sink (metrics.jsonl) is always there, first, even when not listed.", ""]
     plugins = sorted(data["plugins"], key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]))
     for p in plugins:
-        # Kinds a config may list several of are arrays of tables: [[callback]], [[metric_sink]].
-        table_name = f"[[{p['kind']}]]" if p["kind"] in ("callback", "metric_sink") else f"[{p['kind']}]"
-        out += [f"### `{table_name} plugin = \"{p['name']}\"`", "",
+        table_name = f"[{p['kind']}]" if p["kind"] in ARRAY_KINDS else p["kind"]
+        out += [f"### `[{table_name}] plugin = \"{p['name']}\"`", "",
                 f"{p['summary']} (version {p['version']}, library `{p['library']}`)", "", table(p["params"])]
     text = "\n".join(out)
     if check is None:

@@ -299,7 +299,7 @@ TEST(BuiltinSinks, TensorBoardEventFilesEqualMetricsJsonl) {
   const CommandResult py = run(std::string(LOOM_TEST_PYTHON) + " " LOOM_TEST_SOURCE_DIR "/tests/python/read_tensorboard.py " +
                                (dir / "tensorboard").string());
   ASSERT_EQ(py.exit_code, 0) << py.output;
-  const auto scalars = nlohmann::json::parse(py.output);
+  const auto scalars = nlohmann::json::parse(py.output)["scalars"];
   size_t compared = 0;
   for (const auto& record : read_epoch_records(dir / "metrics.jsonl")) {
     for (const auto& [key, value] : record.items()) {

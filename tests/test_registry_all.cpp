@@ -125,5 +125,29 @@ TEST_F(EveryPlugin, ModelsPrecisionsAccumulations) {
   }
 }
 
+TEST_F(EveryPlugin, MetricSinks) {
+  for (const host::Feature* f : registry.features(Kind::MetricSink)) {
+    SCOPED_TRACE(f->info.name);
+    TempDir run;
+    host::HostRunContext run_ctx{logger, c10::kCPU, 1, 1, run / "run", run / "cache"};
+    params = defaults(f->info.params);
+    auto sink = registry.create<MetricSink>(*f, CreateContext{params, run_ctx, nullptr});
+    EXPECT_FALSE(fs::exists(run / "run")) << "a sink creates no file before its first write";
+    MetricRecord r;
+    r.stage = "supervised";
+    r.epoch = 1;
+    r.values = {{"train_loss", 0.5}, {"val_loss", std::monostate{}}, {"note", std::string("x")}};
+    sink->write(r);
+    sink->flush();
+    const StateDict state = sink->state_dict();
+    // A resumed run: a fresh sink restored from the checkpoint, writing on.
+    auto resumed = registry.create<MetricSink>(*f, CreateContext{params, run_ctx, nullptr});
+    resumed->load_state_dict(state);
+    r.epoch = 2;
+    resumed->write(r);
+    resumed->flush();
+  }
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -34,7 +34,7 @@ std::string line_of(const MetricRecord& record) {
 FeatureInfo JsonlSink::info() {
   return {.name = "jsonl",
           .version = "1.0.0",
-          .summary = "metrics.jsonl in the run directory, one JSON object per epoch and event (always on)",
+          .summary = "metrics.jsonl in the run directory, one JSON object per epoch and event; always on",
           .params = {ParamSpec::integer("every_n_steps", 0)
                          .at_least(0)
                          .doc("also write every Nth optimizer step's train_loss, lr, grad_norm to steps.jsonl (0: no)")}};
