@@ -19,11 +19,20 @@ const std::string kRecordingDir = std::string(LOOM_TEST_FIXTURE_DIR) + "/recordi
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
+/// `text` with the table `[name]` (up to the next table) replaced by `replacement`.
+std::string replace_table(std::string text, const std::string& name, const std::string& replacement) {
+  const size_t start = text.find("[" + name + "]\n");
+  const size_t end = text.find("\n[", start + 1);
+  return text.replace(start, end == std::string::npos ? std::string::npos : end + 1 - start, replacement);
+}
+
 /// `loom run` of the synthetic test config with extra TOML appended (callbacks, sinks) and --set's.
 struct SyntheticRun {
   TempDir dir;
-  explicit SyntheticRun(const std::string& extra_toml = "", const std::string& plugin_dirs = "") {
+  explicit SyntheticRun(const std::string& extra_toml = "", const std::string& plugin_dirs = "",
+                        const std::vector<std::pair<std::string, std::string>>& tables = {}) {
     std::string text = read_file(kSynthetic);
+    for (const auto& [name, replacement] : tables) text = replace_table(text, name, replacement);
     if (!plugin_dirs.empty()) text.replace(text.find("[run]\n"), 6, "[run]\nplugin_paths = [" + plugin_dirs + "]\n");
     write_file(dir / "c.toml", text + "\n" + extra_toml);
   }
@@ -72,9 +81,8 @@ TEST(GuardedCalls, PrecisionStepFailureNamesThePluginAndLeavesAResumableCheckpoi
 }
 
 TEST(GuardedCalls, DatasetLoadFailureOnTheLoaderThreadNamesThePlugin) {
-  SyntheticRun r("", quote(kThrowingDir));
-  const CommandResult c = r.run_to_end("out", {"dataset.plugin=fixture-throwing", "dataset.fail_at_load=3",
-                                                "loader.prefetch=2", "loader.batch_size=8"});
+  SyntheticRun r("", quote(kThrowingDir), {{"dataset", "[dataset]\nplugin = \"fixture-throwing\"\nfail_at_load = 3\n"}});
+  const CommandResult c = r.run_to_end("out", {"loader.prefetch=2", "loader.batch_size=8"});
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_NE(c.output.find("dataset plugin 'fixture-throwing' (libloom_fixture_throwing.so) failed in load: "
                           "deliberate failure in load 3"),
@@ -83,9 +91,9 @@ TEST(GuardedCalls, DatasetLoadFailureOnTheLoaderThreadNamesThePlugin) {
 }
 
 TEST(GuardedCalls, ModelForwardFailureNamesThePlugin) {
-  SyntheticRun r("", quote(LOOM_TEST_FAULTY_MODEL_DIR));
-  const CommandResult c = r.run_to_end("out", {"model.plugin=fixture-faulty", "model.failure=throw",
-                                                "model.fail_rank=0", "model.fail_at_forward=5"});
+  SyntheticRun r("", quote(LOOM_TEST_FAULTY_MODEL_DIR),
+                 {{"model", "[model]\nplugin = \"fixture-faulty\"\nfailure = \"throw\"\nfail_rank = 0\nfail_at_forward = 5\n"}});
+  const CommandResult c = r.run_to_end("out");
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_NE(c.output.find("model plugin 'fixture-faulty' (libloom_fixture_faulty.so) failed in forward: "
                           "fixture-faulty: deliberate failure in forward 5"),
