@@ -561,7 +561,7 @@ lr = 0.003
   const auto summary = nlohmann::json::parse(read_file(run_dir / "summary.json"));
   EXPECT_EQ(summary["dataset/skipped_files"], 1) << summary.dump(2);
   EXPECT_GE(summary["test_accuracy"].get<double>(), 0.9) << summary.dump(2);
-  const auto metrics = read_epoch_records(run_dir / "metrics.jsonl");
+  const auto metrics = read_jsonl(run_dir / "metrics.jsonl");
   ASSERT_FALSE(metrics.empty());
   EXPECT_EQ(metrics[0]["dataset/skipped_files"], 1) << metrics[0].dump();
 }

@@ -201,7 +201,7 @@ TEST(Callbacks, AStopRequestEndsTheStageAndIsRecorded) {
 // ---- bookkeeping across interruptions -------------------------------------------------------------
 
 TEST(Metrics, NoDuplicateOrMissingRecordsAfterThreeInterruptions) {
-  const std::vector<std::string> sets = {"run.epochs=5", "dataset.samples=8192", "loader.batch_size=16"};
+  const std::vector<std::string> sets = {"run.epochs=6", "dataset.samples=32768", "loader.batch_size=8"};
   SyntheticRun a, b;
   ASSERT_EQ(a.run_to_end("out", sets).exit_code, 0);
   // Start, then stop three times at the next checkpoint each time, then finish.
