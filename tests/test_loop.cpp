@@ -329,5 +329,23 @@ TEST(BuiltinSinks, TensorBoardEventFilesEqualMetricsJsonl) {
   EXPECT_TRUE(scalars.contains("test/test_accuracy"));
 }
 
+TEST(CheckDeep, CreatesEveryPluginWritesNothingAndReportsDataErrors) {
+  SyntheticRun r("[[callback]]\nplugin = \"ema\"\n[[metric_sink]]\nplugin = \"tensorboard\"\n");
+  const CommandResult ok = loom("check --deep " + (r.dir / "c.toml").string() + " --set run.output_dir=" + (r.dir / "out").string());
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("every plugin created"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("callback=ema"), std::string::npos) << ok.output;
+  EXPECT_NE(ok.output.find("metric_sink=jsonl+tensorboard"), std::string::npos) << ok.output;
+  EXPECT_FALSE(fs::exists(r.dir / "out"));
+  // A data error shows at check time with --deep (plain check validates only the config).
+  write_file(r.dir / "f.toml", "[dataset]\nplugin = \"fashion-mnist\"\nroot = \"" + (r.dir / "nowhere").string() +
+                                   "\"\n[model]\nplugin = \"mlp\"\n");
+  EXPECT_EQ(loom("check " + (r.dir / "f.toml").string()).exit_code, 0);
+  const CommandResult deep = loom("check --deep " + (r.dir / "f.toml").string());
+  EXPECT_EQ(deep.exit_code, 1) << deep.output;
+  EXPECT_NE(deep.output.find("dataset plugin 'fashion-mnist'"), std::string::npos) << deep.output;
+  EXPECT_NE(deep.output.find("nowhere"), std::string::npos) << deep.output;
+}
+
 }  // namespace
 }  // namespace loom::test
