@@ -1,5 +1,7 @@
 #include "callbacks.h"
 
+#include "durable_file.h"
+
 namespace loom::host {
 
 namespace fs = std::filesystem;
@@ -15,7 +17,7 @@ fs::path StageControl::save_weights(Model& model, const fs::path& relative) {
     throw std::invalid_argument("save_weights: '" + relative.string() + "' is not a relative path inside the run directory");
   const fs::path file = run_dir_ / relative;
   if (!primary_) return file;
-  fs::create_directories(file.parent_path());
+  make_directories(file.parent_path());
   write_model(file, model);
   return file;
 }

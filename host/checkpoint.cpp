@@ -1,5 +1,8 @@
 #include "checkpoint.h"
 
+#include "durable_file.h"
+#include "fault.h"
+#include "hash.h"
 #include "plugin_guard.h"
 
 #include <loom/abi.h>
@@ -10,6 +13,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace loom::host {
 
@@ -37,19 +42,22 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-void atomic_save(const fs::path& file, torch::serialize::OutputArchive& archive) {
-  const fs::path tmp = file.string() + ".tmp";
-  try {
-    archive.save_to(tmp.string());
-    fsync_path(tmp);
-    fs::rename(tmp, file);
-  } catch (const std::exception& e) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    throw std::runtime_error("cannot write " + file.string() + ": " + error_text(e) +
-                             (fs::exists(file, ignored) ? " (the previous version is kept)" : ""));
-  }
-  fsync_path(file.parent_path().empty() ? fs::path(".") : file.parent_path());
+std::string serialize(torch::serialize::OutputArchive& archive) {
+  std::ostringstream out;
+  archive.save_to(out);
+  return std::move(out).str();
+}
+
+fs::path sibling(const fs::path& file, const std::string& suffix) {
+  return file.parent_path() / (file.stem().string() + suffix);
+}
+
+/// The digest recorded in a checksum file ("<sha256>  <name>"), or "" when it is missing or unreadable.
+std::string recorded_digest(const fs::path& sums) {
+  std::ifstream in(sums);
+  std::string digest;
+  in >> digest;
+  return digest.size() == 64 ? digest : std::string();
 }
 
 }  // namespace
@@ -107,9 +115,71 @@ void CheckpointWriter::add_archive(const std::string& key, int64_t version,
   keys_.push_back(key);
 }
 
+// Two generations, each verified by its own checksum file. The order of the renames keeps, at every
+// instant, at least one (data file, checksum file) pair whose digests agree — the readers find the data
+// file whose digest any checksum file records, so a crash anywhere leaves a usable checkpoint.
 void CheckpointWriter::commit(const fs::path& file) {
   root_.write("entries", c10::IValue(joined(keys_)));
-  atomic_save(file, root_);
+  const std::string bytes = serialize(root_);
+  const std::string digest = sha256_bytes(bytes);
+  const fs::path sums = sibling(file, ".sha256"), prev = sibling(file, ".prev.pt"), prev_sums = sibling(file, ".prev.sha256");
+  const fs::path tmp = write_temp(file, bytes);  // a full disk fails here: nothing rotated yet
+  fault_point("checkpoint");
+  std::error_code ec;
+  const bool had = fs::exists(file, ec) && fs::exists(sums, ec);
+  if (had) {
+    fs::rename(sums, prev_sums, ec);
+    if (!ec) fs::rename(file, prev, ec);
+    if (ec) {
+      fs::remove(tmp, ec);
+      throw WriteError("cannot keep the previous checkpoint " + file.string() + " as " + prev.filename().string() + ": " + ec.message());
+    }
+  }
+  try {
+    write_file_atomically(sums, digest + "  " + file.filename().string() + "\n");
+  } catch (...) {
+    // Roll the generations back: the previous checkpoint stays the latest.
+    fs::remove(tmp, ec);
+    if (had) fs::rename(prev, file, ec), fs::rename(prev_sums, sums, ec);
+    throw;
+  }
+  commit_temp(tmp, file);
+}
+
+std::unique_ptr<CheckpointReader> open_checkpoint(const fs::path& file, Logger& log) {
+  const fs::path prev = sibling(file, ".prev.pt");
+  const std::string digests[] = {recorded_digest(sibling(file, ".sha256")), recorded_digest(sibling(file, ".prev.sha256"))};
+  std::string problems;
+  for (const fs::path& candidate : {file, prev}) {
+    std::error_code ec;
+    if (!fs::exists(candidate, ec)) continue;
+    std::string why;
+    const std::string actual = sha256_file(candidate);
+    if (actual != digests[0] && actual != digests[1]) {
+      why = digests[0].empty() && digests[1].empty() ? "it has no checksum file (" + sibling(file, ".sha256").filename().string() + ")"
+                                                      : "its bytes do not match the checksum written with it (damaged on disk)";
+    } else {
+      try {
+        auto reader = std::make_unique<CheckpointReader>(candidate);
+        if (!problems.empty()) {
+          const Fields pos = reader->fields("position");
+          log.warn(problems + "; resuming from the previous checkpoint " + candidate.filename().string() + " (stage '" +
+                   pos.str("stage") + "', epoch " + std::to_string(pos.integer("epoch") + 1) + ", " +
+                   std::to_string(pos.integer("optimizer_steps")) + " optimizer steps): the progress after it is replayed");
+        }
+        return reader;
+      } catch (const CheckpointError& e) {
+        why = e.what();
+      }
+    }
+    problems += (problems.empty() ? "" : "; ") + candidate.string() + " is unusable: " + why;
+  }
+  if (problems.empty())
+    throw CheckpointError(file.parent_path().string() + " never reached its first checkpoint (the run stopped before "
+                          "the end of its first epoch): there is nothing to resume. Start it over with: loom run " +
+                          (file.parent_path() / "config.resolved.toml").string());
+  throw CheckpointError(problems + ". No usable checkpoint is left; start the run over with: loom run " +
+                        (file.parent_path() / "config.resolved.toml").string());
 }
 
 CheckpointReader::CheckpointReader(const fs::path& file) : file_(file) {
@@ -226,7 +296,9 @@ void read_model(const fs::path& file, torch::nn::Module& model) {
 void write_model(const fs::path& file, torch::nn::Module& model) {
   torch::serialize::OutputArchive archive;
   model.save(archive);
-  atomic_save(file, archive);
+  const fs::path tmp = write_temp(file, serialize(archive));
+  fault_point("model");
+  commit_temp(tmp, file);
 }
 
 }  // namespace loom::host

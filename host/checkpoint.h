@@ -5,6 +5,7 @@
 // whole when its format is not this one.
 #pragma once
 
+#include <loom/log.h>
 #include <loom/state.h>
 
 #include <torch/nn/module.h>
@@ -48,7 +49,9 @@ class CheckpointWriter {
   void add(const std::string& key, int64_t version, const StateDict& tensors, const Fields& fields = {});
   void add_archive(const std::string& key, int64_t version,
                    const std::function<void(torch::serialize::OutputArchive&)>& save);
-  /// Writes `file` atomically.
+  /// Writes `file` atomically with its checksum file (<stem>.sha256); the checkpoint it replaces stays as
+  /// <stem>.prev.pt with <stem>.prev.sha256. A failure (disk full) removes the new file's temporary and
+  /// leaves the previous checkpoint the latest.
   void commit(const std::filesystem::path& file);
 
  private:
@@ -74,6 +77,11 @@ class CheckpointReader {
   mutable torch::serialize::InputArchive root_;
   std::vector<std::string> keys_;
 };
+
+/// The newest checkpoint of `file`'s two generations whose checksum verifies, read once; falls back to the
+/// previous generation with a warning saying what is replayed. CheckpointError when neither is usable
+/// (or the run never wrote one), saying how to start over.
+std::unique_ptr<CheckpointReader> open_checkpoint(const std::filesystem::path& file, Logger& log);
 
 /// Model weights (parameters and buffers, by name) as a state dict, and back (shapes must match).
 StateDict module_state(torch::nn::Module& module);

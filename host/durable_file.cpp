@@ -58,7 +58,7 @@ void make_directories(const fs::path& dir) {
   if (ec) throw WriteError("cannot create directory " + dir.string() + ": " + ec.message());
 }
 
-void write_file_atomically(const fs::path& file, std::string_view bytes) {
+fs::path write_temp(const fs::path& file, std::string_view bytes) {
   const fs::path tmp = file.string() + ".tmp";
   const int64_t needed = static_cast<int64_t>(bytes.size());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -85,12 +85,18 @@ void write_file_atomically(const fs::path& file, std::string_view bytes) {
     ::unlink(tmp.c_str());
     fail(file, "closing " + tmp.filename().string(), err, needed);
   }
+  return tmp;
+}
+
+void commit_temp(const fs::path& tmp, const fs::path& file) {
   if (::rename(tmp.c_str(), file.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    fail(file, "renaming " + tmp.filename().string(), err, needed);
+    fail(file, "renaming " + tmp.filename().string(), err, 0);
   }
   sync_directory(file.parent_path());
 }
+
+void write_file_atomically(const fs::path& file, std::string_view bytes) { commit_temp(write_temp(file, bytes), file); }
 
 }  // namespace loom::host

@@ -20,6 +20,12 @@ class WriteError : public std::runtime_error {
 /// Replaces `file` with `bytes` atomically.
 void write_file_atomically(const std::filesystem::path& file, std::string_view bytes);
 
+/// The two halves of write_file_atomically, for a caller that must do something in between (rotate
+/// checkpoint generations): write_temp() leaves `<file>.tmp` written and fsynced (removed again on
+/// failure); commit_temp() renames it over `file` and syncs the directory.
+std::filesystem::path write_temp(const std::filesystem::path& file, std::string_view bytes);
+void commit_temp(const std::filesystem::path& tmp, const std::filesystem::path& file);
+
 /// Free bytes for an unprivileged writer on the file system holding `path` (-1 when unknown).
 int64_t free_bytes(const std::filesystem::path& path);
 

@@ -93,6 +93,15 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
                 *as_number(m["train_loss"]), format_number(m["val_accuracy"]).c_str(), *as_number(m["lr"]),
                 *as_number(m["samples_per_second"]), seconds);
   loop.context.logger().info(line);
+
+  // A diverged run must not go on (or end with rc 0 and a NaN test loss): one reduction per epoch.
+  std::vector<at::Tensor> finite;
+  for (const auto& p : run.model.parameters()) finite.push_back(p.detach().isfinite().all());
+  if (!finite.empty() && !at::stack(finite).all().item<bool>())
+    throw std::runtime_error("stage '" + pos.stage + "' diverged in epoch " + std::to_string(report.epoch) +
+                             ": the model's weights are no longer finite (train_loss " + format_number(m["train_loss"]) +
+                             "). Lower [optimizer] lr, raise optimizer.eps, clip gradients ([precision] max_grad_norm) or "
+                             "use amp-bf16; the last checkpoint, from before this epoch, is kept");
 }
 
 }  // namespace loom::host

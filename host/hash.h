@@ -1,12 +1,15 @@
-// Content hashes for provenance records (which teacher produced which pseudo labels).
+// Content hashes: provenance records (which teacher produced which pseudo labels), checkpoint checksums.
 #pragma once
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace loom::host {
 
 /// SHA-256 of a file's bytes, lower-case hex (OpenSSL's libcrypto).
 std::string sha256_file(const std::filesystem::path& file);
+/// SHA-256 of bytes in memory, lower-case hex.
+std::string sha256_bytes(std::string_view bytes);
 
 }  // namespace loom::host

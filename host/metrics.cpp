@@ -1,8 +1,7 @@
 #include "metrics.h"
 
-#include "checkpoint.h"
+#include "durable_file.h"
 
-#include <fstream>
 #include <stdexcept>
 
 namespace loom::host {
@@ -19,21 +18,7 @@ nlohmann::json to_json(const MetricValue& v) {
 }
 
 void write_json_file(const std::filesystem::path& file, const nlohmann::json& value) {
-  const std::filesystem::path tmp = file.string() + ".tmp";
-  try {
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << value.dump(2) << '\n';
-      out.flush();
-      if (!out) throw std::runtime_error("cannot write " + tmp.string());
-    }
-    fsync_path(tmp);
-    std::filesystem::rename(tmp, file);
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(tmp, ignored);
-    throw;
-  }
+  write_file_atomically(file, value.dump(2) + "\n");
 }
 
 }  // namespace loom::host

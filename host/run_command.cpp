@@ -9,7 +9,9 @@
 #include "resolve.h"
 #include "run_context.h"
 #include "setup.h"
+#include "run_directory.h"
 #include "run_plugins.h"
+#include "durable_file.h"
 #include "trainer.h"
 
 #include <loom/cache.h>
@@ -50,37 +52,6 @@ void on_signal(int) {
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
 }
-
-/// <output_dir>/<name>/<timestamp>[-N]: a fresh directory, never an existing one.
-fs::path new_run_dir(const Params& run) {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
-  const fs::path base = fs::path(run.str("output_dir")) / run.str("name");
-  fs::path dir = base / stamp;
-  for (int i = 2; fs::exists(dir); ++i) dir = base / (std::string(stamp) + "-" + std::to_string(i));
-  return dir;
-}
-
-/// A scratch directory for ranks other than 0 (plugins may write files; the run directory is rank 0's).
-class ScratchDir {
- public:
-  fs::path create(int rank) {
-    std::string pattern = (fs::temp_directory_path() / ("loom-rank" + std::to_string(rank) + "-XXXXXX")).string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("cannot create a scratch directory in " + fs::temp_directory_path().string());
-    dir_ = pattern;
-    return dir_;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-
- private:
-  fs::path dir_;
-};
 
 /// The run's device given the communicator: CUDA device local_rank for a CUDA communicator; a CPU
 /// communicator refuses a CUDA run (its collectives take CPU tensors).
@@ -159,9 +130,16 @@ int run_command(const RunOptions& options) {
                    "config.resolved.toml\n";
       return 2;
     }
-    if (!fs::is_regular_file(options.resume / "checkpoint.pt")) {
-      std::cerr << "loom: " << (options.resume / "checkpoint.pt").string()
-                << " does not exist: nothing to resume (pass a run directory written by `loom run`)\n";
+    std::error_code ec;
+    if (!fs::is_regular_file(options.resume / "config.resolved.toml", ec)) {
+      std::cerr << "loom: " << options.resume.string()
+                << " is not a run directory (no config.resolved.toml): pass a directory written by `loom run`\n";
+      return 2;
+    }
+    if (!fs::exists(options.resume / "checkpoint.pt", ec) && !fs::exists(options.resume / "checkpoint.prev.pt", ec)) {
+      std::cerr << "loom: " << options.resume.string() << " never reached its first checkpoint (the run stopped before "
+                << "the end of its first epoch): there is nothing to resume. Start it over with: loom run "
+                << (options.resume / "config.resolved.toml").string() << "\n";
       return 2;
     }
     config_file = options.resume / "config.resolved.toml";
@@ -203,31 +181,48 @@ int run_command(const RunOptions& options) {
     CpuMemoryTracker::install();  // before any data is loaded: peak_memory_mb and micro-batch probes
     const c10::Device device = distributed_device(resolve_device(config.run.str("device")), *communicator, config);
     torch::manual_seed(seed);
-    const fs::path run_dir = resuming ? fs::absolute(options.resume) : primary ? new_run_dir(config.run) : fs::path();
+    // Rank 0 owns the run directory (created atomically, locked for the life of this process); a run that
+    // fails before writing anything removes it again.
+    std::optional<RunDirectory> owned;
+    if (primary) owned.emplace(resuming ? RunDirectory::open(fs::absolute(options.resume)) : RunDirectory::create(config.run));
+    const fs::path run_dir = resuming ? fs::absolute(options.resume) : primary ? owned->path() : fs::path();
     const fs::path write_dir = primary ? run_dir : scratch.create(rank);
     HostRunContext context(logger, device, seed, threads, write_dir, config.run.str("cache_dir"));
 
     // Every plugin is created (and every dataset read) before anything is written.
-    CreatedPlugins created = create_run_plugins(registry, config, context, communicator, /*wrap_cache=*/true);
+    CreatedPlugins created = [&] {
+      try {
+        return create_run_plugins(registry, config, context, communicator, /*wrap_cache=*/true);
+      } catch (...) {
+        if (owned && !resuming) owned->discard_if_unused();
+        throw;
+      }
+    }();
     RunPlugins& plugins = created.run;
     plugins.metrics.set_writing(primary);
     std::shared_ptr<CheckpointReader> resume;
     if (resuming) {
-      resume = std::make_shared<CheckpointReader>(run_dir / "checkpoint.pt");  // read once, refused whole if foreign
+      // Verified against its checksum and read once; a damaged latest falls back to the previous generation.
+      resume = open_checkpoint(run_dir / "checkpoint.pt", logger);
       plugins.callbacks.load_state(*resume);
       plugins.metrics.load_state(*resume);  // sinks drop what they wrote after this checkpoint
     }
-    if (!plugins.callbacks.best_model() && config.run.str("test_on") == "best")
+    if (!plugins.callbacks.best_model() && config.run.str("test_on") == "best") {
+      if (owned && !resuming) owned->discard_if_unused();
       throw std::runtime_error("[run] test_on = \"best\" needs a [[callback]] that keeps a best model (e.g. plugin = "
                                "\"best-checkpoint\"); add one, or set test_on = \"last\"");
+    }
     if (!resuming && primary) {
-      fs::create_directories(run_dir.parent_path());
-      fs::create_directory(run_dir);
       std::ostringstream resolved;
       resolved << "# Written by loom from " << config.file.string() << " (defaults filled in).\n"
                << "# Resume with: loom run --resume " << run_dir.string() << "\n\n"
                << config.to_toml() << '\n';
-      std::ofstream(run_dir / "config.resolved.toml") << resolved.str();
+      try {
+        write_file_atomically(run_dir / "config.resolved.toml", resolved.str());
+      } catch (...) {
+        owned->discard_if_unused();
+        throw;
+      }
     }
     if (primary) logger.add_file(run_dir / "loom.log");
     logger.info(std::string(resuming ? "resuming" : "run") + " " + run_dir.string());

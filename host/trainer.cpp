@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include "durable_file.h"
 #include "hash.h"
 
 #include <ATen/ATen.h>
@@ -120,7 +121,14 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   stage_ = request.stage;
   round_ = request.round;
   const std::filesystem::path finished = stage_file(request.stage);
-  if (std::filesystem::exists(finished)) {  // only a resumed run finds one: the stage ended before the stop
+  // Only a resumed run finds one: the stage ended before the stop. Unless the checkpoint resumed from is
+  // this stage still running: then the process died between writing the stage file and committing the
+  // checkpoint that marks the stage done, and the stage's last epoch is replayed (its metrics with it).
+  const bool checkpoint_in_this_stage = resume_ && [&] {
+    const TrainPosition at = TrainPosition::from(resume_->fields("position"));
+    return at.stage == request.stage && !at.stage_done;
+  }();
+  if (!checkpoint_in_this_stage && std::filesystem::exists(finished)) {
     read_model(finished, model);
     context_.logger().info("stage '" + request.stage + "' had finished before the run was stopped; loaded its weights from " +
                            finished.string());
@@ -215,7 +223,7 @@ void Trainer::run_stage(Loop& loop, StageRun& run) {
   plugins_.callbacks.stage_end(run.info, run.model, control_);
   pos.stage_done = true;
   if (dp_.primary()) {
-    std::filesystem::create_directories(stage_file(pos.stage).parent_path());
+    make_directories(stage_file(pos.stage).parent_path());
     write_model(stage_file(pos.stage), run.model);
   }
   save_checkpoint(run, pos);
@@ -259,7 +267,7 @@ SavedModel Trainer::save_model(Model& model, const std::string& name) {
   if (name.empty() || name.find("..") != std::string::npos || name.front() == '/')
     throw std::invalid_argument("save_model: '" + name + "' is not a relative name inside models/");
   const std::filesystem::path file = context_.run_dir() / "models" / (name + ".pt");
-  std::filesystem::create_directories(file.parent_path());
+  make_directories(file.parent_path());
   write_model(file, model);
   return {file, sha256_file(file)};
 }
