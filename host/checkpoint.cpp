@@ -155,9 +155,12 @@ std::unique_ptr<CheckpointReader> open_checkpoint(const fs::path& file, Logger& 
     if (!fs::exists(candidate, ec)) continue;
     std::string why;
     const std::string actual = sha256_file(candidate);
-    if (actual != digests[0] && actual != digests[1]) {
-      why = digests[0].empty() && digests[1].empty() ? "it has no checksum file (" + sibling(file, ".sha256").filename().string() + ")"
-                                                      : "its bytes do not match the checksum written with it (damaged on disk)";
+    if (digests[0].empty() && digests[1].empty()) {
+      // No checksum at all: an older Loom's checkpoint (say so precisely) or one whose checksum file was lost.
+      CheckpointReader unverified(candidate);  // throws the format or readability error
+      why = "it has no checksum file (" + sibling(file, ".sha256").filename().string() + "), so it cannot be verified";
+    } else if (actual != digests[0] && actual != digests[1]) {
+      why = "its bytes do not match the checksum written with it (damaged on disk)";
     } else {
       try {
         auto reader = std::make_unique<CheckpointReader>(candidate);

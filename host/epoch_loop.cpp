@@ -83,6 +83,9 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
   if (CpuMemoryTracker::installed()) CpuMemoryTracker::reset_peak();
   const int64_t samples_before = pos.samples;
   const auto start = Clock::now();
+  // Sums where the current accumulation group began (from the checkpoint when resuming inside a group).
+  at::Tensor group_start_loss = at::full({}, pos.group_start_loss, sums.loss_sum.options());
+  int64_t group_start_samples = pos.group_start_samples;
   // A stop writes the checkpoint with the running sums, then leaves through Interrupted.
   auto interrupt = [&] {
     loop.progress.finish();
@@ -90,6 +93,8 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
     saved.loss_sum = sums.loss_sum.item<double>();
     saved.correct = sums.correct.item<double>();
     saved.train_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    saved.group_start_loss = group_start_loss.item<double>();
+    saved.group_start_samples = group_start_samples;
     checkpoint(saved);
     throw Interrupted("stopped in stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) + ", micro-batch " +
                       std::to_string(pos.next_micro) + "; checkpoint written");
@@ -102,8 +107,10 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
   for (size_t g = static_cast<size_t>(pos.next_group); g < plan.groups.size(); ++g) {
     const StepGroup& group = plan.groups[g];
     for (; pos.next_micro < group.first; ++pos.next_micro) loader.next();  // not in any group: skipped
-    const at::Tensor loss_at_group_start = sums.loss_sum.clone();  // for the step's mean loss
-    const int64_t samples_at_group_start = pos.samples;
+    if (pos.next_micro == group.first) {  // a fresh group (not one resumed part-way)
+      group_start_loss = sums.loss_sum.clone();
+      group_start_samples = pos.samples;
+    }
     for (int64_t k = pos.next_micro - group.first; k < group.count; ++k) {
       std::optional<Batch> b = loader.next();
       if (!b) throw std::logic_error("loader ended before the plan did");
@@ -143,8 +150,8 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
       const StepResult result = loop.precision.step(run.optimizer);
       if (!result.skipped) {  // a skipped step never advances the schedule, and no callback hears of it
         ++pos.optimizer_steps;
-        const int64_t group_samples = std::max<int64_t>(pos.samples - samples_at_group_start, 1);
-        after_step(loop, run, result, (sums.loss_sum - loss_at_group_start) / static_cast<double>(group_samples), lr);
+        const int64_t group_samples = std::max<int64_t>(pos.samples - group_start_samples, 1);
+        after_step(loop, run, result, (sums.loss_sum - group_start_loss) / static_cast<double>(group_samples), lr);
       }
       run.optimizer.zero_grad();
       if (loop.options.verify_replicas) loop.dp.verify_replicas(run.model, pos.optimizer_steps);

@@ -24,6 +24,10 @@ struct TrainPosition {
   double correct = 0.0;
   int64_t samples = 0;
   double train_seconds = 0.0;
+  // Where the accumulation group in progress began, so the first optimizer step after a resume inside a
+  // group reports the mean loss of the whole group.
+  double group_start_loss = 0.0;
+  int64_t group_start_samples = 0;
 
   Fields to_fields() const {
     Fields f;
@@ -31,8 +35,10 @@ struct TrainPosition {
     f.ints = {{"round", round},         {"epoch", epoch},
               {"next_group", next_group}, {"next_micro", next_micro},
               {"optimizer_steps", optimizer_steps}, {"steps_at_epoch_start", steps_at_epoch_start},
-              {"stage_done", stage_done ? 1 : 0},   {"samples", samples}};
-    f.reals = {{"loss_sum", loss_sum}, {"correct", correct}, {"train_seconds", train_seconds}};
+              {"stage_done", stage_done ? 1 : 0},   {"samples", samples},
+              {"group_start_samples", group_start_samples}};
+    f.reals = {{"loss_sum", loss_sum}, {"correct", correct}, {"train_seconds", train_seconds},
+               {"group_start_loss", group_start_loss}};
     return f;
   }
   static TrainPosition from(const Fields& f) {
@@ -50,6 +56,8 @@ struct TrainPosition {
     p.loss_sum = f.real("loss_sum");
     p.correct = f.real("correct");
     p.train_seconds = f.real("train_seconds");
+    p.group_start_loss = f.real("group_start_loss");
+    p.group_start_samples = f.integer("group_start_samples");
     return p;
   }
 };

@@ -122,6 +122,9 @@ TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
   old.write("position/stage", c10::IValue(std::string("supervised")));
   old.write("position/ints", c10::IValue(std::vector<int64_t>{0, 1, 0, 0, 29, 0, 0}));
   old.save_to((dir / "checkpoint.pt").string());
+  fs::remove(dir / "checkpoint.sha256");  // Loom 0.2 wrote no checksum files
+  fs::remove(dir / "checkpoint.prev.pt");
+  fs::remove(dir / "checkpoint.prev.sha256");
   const CommandResult c = loom("run --resume " + dir.string());
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.3.0) reads "
@@ -137,7 +140,10 @@ TEST(CheckpointFormat, ADamagedCheckpointIsRefusedWithoutABacktrace) {
   fs::resize_file(dir / "checkpoint.pt", 100);
   const CommandResult c = loom("run --resume " + dir.string());
   EXPECT_EQ(c.exit_code, 1) << c.output;
-  EXPECT_NE(c.output.find("checkpoint.pt is not a readable checkpoint"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("checkpoint.pt is unusable: its bytes do not match the checksum written with it"),
+            std::string::npos)
+      << c.output;
+  EXPECT_NE(c.output.find("No usable checkpoint is left; start the run over with: loom run"), std::string::npos) << c.output;
   EXPECT_EQ(c.output.find("Exception raised from"), std::string::npos) << c.output;
 }
 
@@ -182,7 +188,12 @@ TEST(Callbacks, HooksFireInOrderExactlyOnceAcrossAStopAndResumeWithAccumulation)
   EXPECT_EQ(validations, 4);
   const auto metrics = read_epoch_records(a.run_dir("out") / "metrics.jsonl");
   EXPECT_EQ(steps, metrics.back()["optimizer_steps"].get<int>()) << "one step event per applied optimizer step";
-  EXPECT_EQ(actual, expected);
+  EXPECT_EQ(actual.size(), expected.size());
+  for (size_t i = 0; i < std::min(actual.size(), expected.size()); ++i)
+    if (actual[i] != expected[i]) {
+      ADD_FAILURE() << "event " << i << " differs: " << actual[i] << " vs " << expected[i];
+      break;
+    }
   expect_same_weights(a.run_dir("out") / "model.pt", b.run_dir("out") / "model.pt");
 }
 
@@ -213,7 +224,12 @@ TEST(Metrics, NoDuplicateOrMissingRecordsAfterThreeInterruptions) {
   for (int i = 0; i < 2; ++i) {
     const auto before = fs::last_write_time(dir / "checkpoint.pt");
     const int code = run_and_stop_when({LOOM_TEST_BIN, "run", "--resume", dir.string()},
-                                       [&] { return fs::last_write_time(dir / "checkpoint.pt") != before; },
+                                       [&] {
+                                         // checkpoint.pt is briefly absent while the generations rotate.
+                                         std::error_code ec;
+                                         const auto now = fs::last_write_time(dir / "checkpoint.pt", ec);
+                                         return !ec && now != before;
+                                       },
                                        std::chrono::milliseconds(100), &stopped);
     ASSERT_EQ(code, 130) << "interruption " << i + 2;
   }
