@@ -278,11 +278,11 @@ void build_cache(const fs::path& dir, const Dataset& inner, const caching::Store
     fs::remove_all(stale, ec);
   } catch (const std::exception& e) {
     // A full disk is the likely cause: the half-built directory goes (it holds most of the space the
-    // build took), and the message says which cache, and that the previous one, if any, is untouched.
+    // build took), and the message says so, and that the previous cache, if any, is untouched.
     std::error_code ec;
     fs::remove_all(tmp, ec);
-    throw std::runtime_error("npy cache: cannot build " + dir.string() + ": " + e.what() + "; the unfinished " +
-                             tmp.filename().string() + " was removed" +
+    // The host's wrapper already names the plugin and the cache directory; this adds what was cleaned up.
+    throw std::runtime_error(std::string(e.what()) + "; the unfinished " + tmp.filename().string() + " was removed" +
                              (fs::exists(dir, ec) ? ", the existing cache is left as it was" : std::string()));
   } catch (...) {
     std::error_code ec;
