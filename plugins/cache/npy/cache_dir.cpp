@@ -264,11 +264,26 @@ void build_cache(const fs::path& dir, const Dataset& inner, const caching::Store
     // Publish: the old directory (invalid, or of a crashed build) is moved aside, not rewritten, so a
     // process still mapping its files keeps reading them.
     const fs::path stale = root / (key + ".stale" + tag());
-    if (fs::exists(dir)) fs::rename(dir, stale);
-    fs::rename(tmp, dir);
+    const bool replacing = fs::exists(dir);
+    if (replacing) fs::rename(dir, stale);
+    try {
+      fs::rename(tmp, dir);
+    } catch (...) {
+      std::error_code ec;
+      if (replacing) fs::rename(stale, dir, ec);  // the previous cache, usable or not, is the user's to judge
+      throw;
+    }
     npy::fsync_directory(root);
     std::error_code ec;
     fs::remove_all(stale, ec);
+  } catch (const std::exception& e) {
+    // A full disk is the likely cause: the half-built directory goes (it holds most of the space the
+    // build took), and the message says so, and that the previous cache, if any, is untouched.
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    // The host's wrapper already names the plugin and the cache directory; this adds what was cleaned up.
+    throw std::runtime_error(std::string(e.what()) + "; the unfinished " + tmp.filename().string() + " was removed" +
+                             (fs::exists(dir, ec) ? ", the existing cache is left as it was" : std::string()));
   } catch (...) {
     std::error_code ec;
     fs::remove_all(tmp, ec);

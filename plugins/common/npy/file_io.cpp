@@ -6,11 +6,14 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace loom::npy {
@@ -18,8 +21,32 @@ namespace {
 
 namespace fs = std::filesystem;
 
-[[noreturn]] void sys_fail(const std::string& what, const fs::path& file) {
-  throw Error(what + " '" + file.string() + "': " + std::strerror(errno));
+std::string human_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1000.0 && u < 4) v /= 1000.0, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+// A full disk says how much the write still needed (when known) and how much is free, so the user knows
+// how much to clear; a read-only file system says so. Empty for other errors.
+std::string space_note(const fs::path& file, int err, std::optional<uint64_t> needed) {
+  if (err == EROFS) return "; the file system is read-only";
+  if (err != ENOSPC && err != EDQUOT) return "";
+  std::string note = needed ? "needed " + human_bytes(*needed) : "";
+  struct statvfs s {};
+  const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  if (::statvfs(dir.c_str(), &s) == 0)
+    note += (note.empty() ? "" : ", ") + human_bytes(static_cast<uint64_t>(s.f_bavail) * s.f_frsize) + " free";
+  return (note.empty() ? "" : " (" + note + ")") + "; free some space and try again";
+}
+
+[[noreturn]] void sys_fail(const std::string& what, const fs::path& file, std::optional<uint64_t> needed = std::nullopt) {
+  const int err = errno;
+  throw Error(what + " '" + file.string() + "': " + std::strerror(err) + space_note(file, err, needed));
 }
 
 int open_or_throw(const fs::path& file, int flags, const char* what, mode_t mode = 0644) {
@@ -85,7 +112,11 @@ void OutputFile::write(const void* data, size_t bytes) {
     const ssize_t n = ::write(fd_, p, bytes);
     if (n < 0) {
       if (errno == EINTR) continue;
-      sys_fail("cannot write", path_);
+      sys_fail("cannot write", path_, bytes);
+    }
+    if (n == 0) {  // nothing written and no error: would loop forever
+      errno = EIO;
+      sys_fail("cannot write", path_, bytes);
     }
     p += n;
     bytes -= static_cast<size_t>(n);
@@ -98,7 +129,11 @@ void OutputFile::pwrite(uint64_t offset, const void* data, size_t bytes) const {
     const ssize_t n = ::pwrite(fd_, p, bytes, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
-      sys_fail("cannot write", path_);
+      sys_fail("cannot write", path_, bytes);
+    }
+    if (n == 0) {
+      errno = EIO;
+      sys_fail("cannot write", path_, bytes);
     }
     p += n;
     offset += static_cast<uint64_t>(n);
@@ -111,9 +146,16 @@ void OutputFile::reserve(uint64_t bytes) {
   int rc;
   do rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(bytes));
   while (rc == EINTR);
-  if (rc == ENOSPC || rc == EFBIG)
+  if (rc == ENOSPC || rc == EDQUOT)
     throw Error("not enough space for " + std::to_string(bytes) + " bytes in '" + path_.string() + "': " + std::strerror(rc) +
-                "; free some space or put the file elsewhere");
+                space_note(path_, rc, bytes) + ", or put the file elsewhere");
+  if (rc == EFBIG)
+    throw Error("cannot make '" + path_.string() + "' " + std::to_string(bytes) + " bytes long: " + std::strerror(rc) +
+                "; put the file on a file system that allows larger files");
+  if (rc == EROFS || rc == EIO) {
+    errno = rc;
+    sys_fail("cannot allocate space in", path_, bytes);
+  }
   if (rc != 0 && ::ftruncate(fd_, static_cast<off_t>(bytes)) != 0)  // a file system without fallocate
     sys_fail("cannot resize", path_);
 }

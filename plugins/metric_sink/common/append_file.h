@@ -11,8 +11,10 @@
 
 namespace loom::sinks {
 
-/// "<what> <file>: <strerror(errno)>", the shape of every I/O error the sinks throw.
-std::string io_error(std::string_view what, const std::filesystem::path& file, int err);
+/// "<what> <file>: <strerror(errno)>", the shape of every I/O error the sinks throw. A full disk also says
+/// how many bytes the write needed (when `needed` >= 0) and how many are free, so the user knows how much
+/// to clear; a read-only file system says so.
+std::string io_error(std::string_view what, const std::filesystem::path& file, int err, int64_t needed = -1);
 
 /// fsync of a directory, so that a file created or renamed in it survives a crash.
 void sync_directory(const std::filesystem::path& dir);
@@ -56,7 +58,7 @@ class AppendFile {
 
 /// Replaces `file` by `contents` atomically: a temporary file in the same directory, written, fsynced and
 /// renamed over it (then the directory fsynced). Readers see the old file or the new one, never a mix; the
-/// temporary file is removed on any failure.
+/// temporary file is removed on any failure, and the error names `file` (the one the user knows).
 void replace_file(const std::filesystem::path& file, std::string_view contents);
 
 }  // namespace loom::sinks

@@ -50,28 +50,46 @@ Written write_array_dir(const fs::path& dir, const std::vector<std::pair<std::st
   const fs::path old = hidden_sibling(dir, ".old");
   fs::remove_all(temp);  // left by a crash while writing: never part of the record
   fs::remove_all(old);
-  fs::create_directories(temp);
-  for (const auto& [name, tensor] : arrays) npy::save_tensor(temp / (name + ".npy"), tensor.cpu());
+  try {
+    fs::create_directories(temp);
+    for (const auto& [name, tensor] : arrays) npy::save_tensor(temp / (name + ".npy"), tensor.cpu());
 
-  Written result = Written::Fresh;
-  if (fs::exists(dir)) {
-    if (same_contents(dir, temp)) {
-      fs::remove_all(temp);
-      return Written::Identical;
+    Written result = Written::Fresh;
+    if (fs::exists(dir)) {
+      if (same_contents(dir, temp)) {
+        fs::remove_all(temp);
+        return Written::Identical;
+      }
+      // A directory cannot be renamed over a non-empty one: move the old one aside first. A crash in
+      // between leaves no `dir` (the round is redone on resume), never a mixed one.
+      fs::rename(dir, old);
+      result = Written::Replaced;
     }
-    // A directory cannot be renamed over a non-empty one: move the old one aside first. A crash in
-    // between leaves no `dir` (the round is redone on resume), never a mixed one.
-    fs::rename(dir, old);
-    result = Written::Replaced;
+    try {
+      fs::rename(temp, dir);
+    } catch (...) {
+      std::error_code ec;
+      if (result == Written::Replaced) fs::rename(old, dir, ec);
+      throw;
+    }
+    npy::fsync_directory(parent);
+    std::error_code ec;
+    fs::remove_all(old, ec);  // the new record is in place: a leftover is removed by the next write
+    return result;
+  } catch (const std::exception& e) {
+    // A full disk: the partial directory goes with the error (it holds the space the arrays took).
+    std::error_code ec;
+    fs::remove_all(temp, ec);
+    throw std::runtime_error("pseudo-label: cannot write " + dir.string() + ": " + e.what());
   }
-  fs::rename(temp, dir);
-  npy::fsync_directory(parent);
-  fs::remove_all(old);
-  return result;
 }
 
 void write_json(const fs::path& file, const nlohmann::json& value) {
-  npy::write_file_atomic(file, value.dump(2) + "\n");
+  try {
+    npy::write_file_atomic(file, value.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    throw std::runtime_error("pseudo-label: cannot write " + file.string() + ": " + e.what());
+  }
 }
 
 RoundLog::RoundLog(fs::path file) : file_(std::move(file)) {
@@ -96,14 +114,17 @@ bool RoundLog::contains(int64_t round) const {
 
 void RoundLog::record(const nlohmann::json& entry) {
   const int64_t round = entry.at("round").get<int64_t>();
+  // Changed in a copy: after a failed write, the log in memory still says what the file says.
+  nlohmann::json rounds = rounds_;
   bool replaced = false;
-  for (auto& r : rounds_)
+  for (auto& r : rounds)
     if (r.value("round", int64_t{-1}) == round) {
       r = entry;
       replaced = true;
     }
-  if (!replaced) rounds_.push_back(entry);
-  write_json(file_, nlohmann::json{{"rounds", rounds_}});
+  if (!replaced) rounds.push_back(entry);
+  write_json(file_, nlohmann::json{{"rounds", rounds}});
+  rounds_ = std::move(rounds);
 }
 
 }  // namespace loom::pseudo_label
