@@ -4,9 +4,10 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdio>
-#include <string>
 #include <mutex>
+#include <string>
 #include <unistd.h>
 
 namespace loom::host {
@@ -46,6 +47,12 @@ void HostLogger::add_file(const std::filesystem::path& file) {
   sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] %l %v");
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->logger->sinks().push_back(sink);
+  // A full disk must not flood the console with spdlog's "*** LOG ERROR ***" lines: say it once.
+  impl_->logger->set_error_handler([file](const std::string& what) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      std::fprintf(stderr, "loom: cannot write the log file %s (%s); logging to the console only\n", file.c_str(), what.c_str());
+  });
 }
 
 void HostLogger::set_verbose(bool verbose) {

@@ -124,7 +124,7 @@ TEST(EndToEnd, UsageErrors) {
   EXPECT_EQ(loom("run").exit_code, 2);
   const CommandResult r = loom("run --resume /nonexistent/run");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("/nonexistent/run/checkpoint.pt does not exist: nothing to resume"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent/run is not a run directory (no config.resolved.toml)"), std::string::npos) << r.output;
 }
 
 }  // namespace
