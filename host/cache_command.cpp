@@ -2,6 +2,7 @@
 // cache plugins own their formats; the host only finds the plugin that recognises a directory
 // (Cache::inspect) and calls it.
 #include "commands.h"
+#include "plugin_guard.h"
 #include "run_context.h"
 #include "setup.h"
 
@@ -92,7 +93,7 @@ int build(const CacheOptions& options) {
   try {
     p.cache->wrap(p.dataset);
   } catch (const std::exception& e) {
-    throw PluginError("cache plugin '" + p.cache_name + "' failed building " + location.string() + ": " + e.what());
+    throw PluginError("cache plugin '" + p.cache_name + "' failed building " + location.string() + ": " + error_text(e));
   }
   std::cout << "cache ready: " << location.string() << "\n";
   if (auto text = p.cache->inspect(location)) std::cout << *text << (text->empty() || text->back() == '\n' ? "" : "\n");
@@ -201,7 +202,7 @@ int cache_command(const CacheOptions& options) {
     report_config_errors(e);
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "loom cache " << options.action << ": " << e.what() << "\n";
+    std::cerr << "loom cache " << options.action << ": " << error_text(e) << "\n";
     return 1;
   }
 }

@@ -1,5 +1,6 @@
 // loom — the host program. Orchestrates; every technique lives in a plugin.
 #include "commands.h"
+#include "plugin_guard.h"
 
 #include <loom/abi.h>
 
@@ -7,7 +8,9 @@
 
 #include <iostream>
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_main(int argc, char** argv) {
   CLI::App app{"loom — a plugin-based neural-network trainer (LibTorch)"};
   app.set_version_flag("--version", std::string("loom ") + LOOM_SDK_VERSION + " (plugin ABI " +
                                         std::to_string(LOOM_ABI_VERSION) + ")");
@@ -65,4 +68,19 @@ int main(int argc, char** argv) {
     return loom::host::cache_command(cache);
   }
   return loom::host::plugins_command(plugin_name, json);
+}
+
+}  // namespace
+
+// The last line of defence: whatever escaped a command is reported as one clear line (no LibTorch
+// backtrace) with exit status 1, never std::terminate.
+int main(int argc, char** argv) {
+  try {
+    return run_main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "loom: error: " << loom::host::error_text(e) << "\n";
+  } catch (...) {
+    std::cerr << "loom: error: an unknown exception ended the command\n";
+  }
+  return 1;
 }

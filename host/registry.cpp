@@ -1,5 +1,7 @@
 #include "registry.h"
 
+#include "plugin_guard.h"
+
 #include "plugin_file.h"
 
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -73,7 +75,7 @@ bool Registry::load(const fs::path& file) {
     auto entry_point = library->handle->get<const LoomPluginLibrary*()>(LOOM_PLUGIN_ENTRY_POINT);
     entry = entry_point();
   } catch (const std::exception& e) {
-    return fail(std::string("cannot be loaded: ") + e.what());
+    return fail(std::string("cannot be loaded: ") + error_text(e));
   }
   if (!entry || !entry->register_features)
     return fail("its '" LOOM_PLUGIN_ENTRY_POINT "' entry point returned no registration function");
@@ -85,7 +87,7 @@ bool Registry::load(const fs::path& file) {
   try {
     entry->register_features(&registrar);
   } catch (const std::exception& e) {
-    return fail(std::string("registration failed: ") + e.what());
+    return fail(std::string("registration failed: ") + error_text(e));
   } catch (...) {
     return fail("registration failed with an unknown exception");
   }
@@ -138,7 +140,7 @@ std::shared_ptr<void> Registry::call_factory(const Feature& feature, const Creat
   try {
     object = feature.factory(context);
   } catch (const std::exception& e) {
-    throw PluginError(where + " failed in create: " + e.what());
+    throw PluginError(where + " failed in create: " + error_text(e));
   } catch (...) {
     throw PluginError(where + " failed in create with an unknown exception");
   }
