@@ -495,7 +495,9 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   std::vector<ConfigError> errors;
   TableChecker checker(config, errors);
   ResolvedConfig out;
-  out.file = fs::absolute(config.file());
+  std::error_code ec;
+  out.file = fs::absolute(config.file(), ec);
+  if (ec) errors.push_back({SourcePos{config.file().string()}, "cannot make the config file's path absolute: " + ec.message()});
 
   std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule"};
   for (const KindInfo& k : kind_table()) known_tables.push_back(k.table);
