@@ -1,11 +1,74 @@
 #include "config.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 namespace loom::host {
 
+namespace {
+
+/// The longest sequence of valid UTF-8 at `s[i]`: its length, or 0 for an invalid byte there.
+size_t utf8_sequence(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k)
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are invalid too.
+  if (len == 2 && c < 0xC2) return 0;
+  if (len == 3 && ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) >= 0xA0))) return 0;
+  if (len == 4 && ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90) || c > 0xF4)) return 0;
+  return len;
+}
+
+/// `text` as one printable line of valid UTF-8 of at most about `max_bytes`: a value from the config or
+/// the command line may hold newlines, control characters or invalid UTF-8, and an error line that
+/// printed them raw would break into several lines (or break the terminal) instead of naming the problem.
+std::string printable(std::string_view text, size_t max_bytes) {
+  std::string out;
+  char hex[8];
+  for (size_t i = 0; i < text.size();) {
+    if (out.size() >= max_bytes) {
+      out += "… (" + std::to_string(text.size()) + " bytes in all)";
+      break;
+    }
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    const size_t len = utf8_sequence(text, i);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (len == 0 || c < 0x20 || c == 0x7F) {
+      std::snprintf(hex, sizeof hex, "\\x%02X", c);
+      out += hex;
+    } else {
+      out.append(text.substr(i, len));
+      i += len;
+      continue;
+    }
+    ++i;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<size_t> invalid_utf8_at(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = utf8_sequence(text, i);
+    if (len == 0) return i;
+    i += len;
+  }
+  return std::nullopt;
+}
+
 std::string SourcePos::str() const {
-  if (!override_expr.empty()) return "--set " + override_expr;
+  // A --set value may be as long as the command line allows; the error needs only its start.
+  if (!override_expr.empty()) return "--set " + printable(override_expr, 200);
   std::ostringstream out;
   out << file;
   if (line > 0) out << ':' << line << ':' << (column > 0 ? column : 1);
@@ -18,20 +81,255 @@ static std::string join_errors(const std::vector<ConfigError>& errors) {
   return text;
 }
 
+/// Makes every error one printable line, in place: messages quote values from the config and the
+/// command line, which may hold anything. Returns `errors` so the base class sees the result.
+static const std::vector<ConfigError>& make_printable(std::vector<ConfigError>& errors) {
+  for (auto& e : errors) {
+    e.pos.file = printable(e.pos.file, 4096);
+    e.message = printable(e.message, 4096);
+  }
+  return errors;
+}
+
 ConfigErrors::ConfigErrors(std::vector<ConfigError> errors)
-    : std::runtime_error(join_errors(errors)), errors_(std::move(errors)) {}
+    : std::runtime_error(join_errors(make_printable(errors))), errors_(std::move(errors)) {}
+
+namespace {
+
+// toml++ parses dotted keys and table headers recursively and frees the resulting tables recursively:
+// a header of 50,000 parts overflows the stack (a segfault, not a parse error). Its own limit,
+// TOML_MAX_NESTED_VALUES, covers only arrays and inline tables. Loom's configs nest a few levels, so a
+// scan of the text rejects anything deep before toml++ sees it.
+constexpr int kMaxKeyParts = 64;
+constexpr int kMaxDepth = 128;
+// Far above any real config.
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
+struct GuardError {
+  int64_t line = 0, column = 0;
+  std::string message;
+};
+
+/// A scan of TOML text that measures what toml++ would recurse on: the parts of each table header and
+/// dotted key, and the nesting of values (header parts + key parts + arrays). It understands valid TOML
+/// only as far as it needs to; where it is unsure it stops and leaves the text to toml++, which reads in
+/// the same order and so rejects the same spot before reaching anything the scan did not measure.
+class DepthGuard {
+ public:
+  explicit DepthGuard(std::string_view text) : s_(text) {}
+
+  std::optional<GuardError> scan() {
+    if (s_.substr(0, 3) == "\xEF\xBB\xBF") i_ = 3;  // a UTF-8 byte order mark, which toml++ skips
+    while (!error_ && skip_blank_lines()) {
+      if (s_[i_] == '[') {
+        const size_t start = i_;
+        i_ += at(i_ + 1) == '[' ? 2 : 1;
+        const int parts = key(start, "a table header");
+        if (parts < 0) break;
+        header_parts_ = parts;
+        while (i_ < s_.size() && (s_[i_] == ']' || s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
+      } else {
+        const size_t start = i_;
+        const int parts = key(start, "a dotted key");
+        if (parts < 0 || !deep_enough(start, header_parts_ + parts) || at(i_) != '=') break;
+        ++i_;
+        if (!value(header_parts_ + parts)) break;
+      }
+      skip_spaces();
+      if (at(i_) == '#') skip_comment();
+      if (i_ < s_.size() && s_[i_] != '\n' && s_[i_] != '\r') break;  // toml++ will say what is wrong
+    }
+    return error_;
+  }
+
+ private:
+  char at(size_t k) const { return k < s_.size() ? s_[k] : '\0'; }
+
+  void fail(size_t where, std::string message) {
+    if (error_) return;
+    int64_t line = 1;
+    size_t line_start = 0;
+    for (size_t k = 0; k < where && k < s_.size(); ++k)
+      if (s_[k] == '\n') ++line, line_start = k + 1;
+    error_ = GuardError{line, static_cast<int64_t>(where - line_start) + 1, std::move(message)};
+  }
+
+  bool deep_enough(size_t where, int depth) {
+    if (depth <= kMaxDepth) return true;
+    fail(where, "values nest more than " + std::to_string(kMaxDepth) +
+                    " levels deep (table header parts, dotted key parts and arrays together); a Loom config "
+                    "nests a few levels at most");
+    return false;
+  }
+
+  void skip_spaces() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t')) ++i_;
+  }
+  void skip_comment() {
+    while (i_ < s_.size() && s_[i_] != '\n') ++i_;
+  }
+  /// Spaces, newlines and comments; false at the end of the text.
+  bool skip_blank_lines() {
+    for (;;) {
+      skip_spaces();
+      if (at(i_) == '#') skip_comment();
+      if (i_ < s_.size() && (s_[i_] == '\n' || s_[i_] == '\r')) {
+        ++i_;
+        continue;
+      }
+      return i_ < s_.size();
+    }
+  }
+
+  static bool bare_key_char(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  }
+
+  /// One quoted string at i_ ("...", '...', """...""" or '''...'''); false where the scan is unsure.
+  bool string() {
+    const char q = s_[i_];
+    const bool multi = at(i_ + 1) == q && at(i_ + 2) == q;
+    i_ += multi ? 3 : 1;
+    while (i_ < s_.size()) {
+      const char c = s_[i_];
+      if (c == '\\' && q == '"') {
+        i_ += 2;
+      } else if (c == q && (!multi || (at(i_ + 1) == q && at(i_ + 2) == q))) {
+        i_ += multi ? 3 : 1;
+        if (multi)  // up to two quotes may end the content right before the delimiter
+          for (int extra = 0; extra < 2 && at(i_) == q; ++extra) ++i_;
+        return true;
+      } else if (c == '\n' && !multi) {
+        return false;
+      } else {
+        ++i_;
+      }
+    }
+    return false;
+  }
+
+  /// A key of one or more dotted parts at i_; its part count, or -1 where the scan is unsure.
+  int key(size_t start, const char* what) {
+    int parts = 0;
+    for (;;) {
+      skip_spaces();
+      if (at(i_) == '"' || at(i_) == '\'') {
+        const char q = at(i_);
+        if (at(i_ + 1) == q && at(i_ + 2) == q) return -1;  // a multi-line string is no key
+        if (at(i_ + 1) == q) i_ += 2;                       // "" is a valid (empty) key
+        else if (!string()) return -1;
+      } else {
+        const size_t begin = i_;
+        while (i_ < s_.size() && bare_key_char(s_[i_])) ++i_;
+        if (i_ == begin) return -1;
+      }
+      if (++parts > kMaxKeyParts) {
+        fail(start, std::string(what) + " with more than " + std::to_string(kMaxKeyParts) +
+                        " dotted parts; Loom's tables and keys are a name or two, e.g. [dataset] or lr = 0.1");
+        return -1;
+      }
+      skip_spaces();
+      if (at(i_) != '.') return parts;
+      ++i_;
+    }
+  }
+
+  /// Spaces, newlines and comments inside an array.
+  void skip_array_blanks() {
+    for (;;) {
+      skip_spaces();
+      if (at(i_) == '#') skip_comment();
+      if (at(i_) == '\n' || at(i_) == '\r') {
+        ++i_;
+        continue;
+      }
+      return;
+    }
+  }
+
+  /// One value at i_, nested `depth` levels; false where the scan is unsure or found it too deep.
+  bool value(int depth) {
+    skip_spaces();
+    const char c = at(i_);
+    if (c == '"' || c == '\'') return string();
+    if (c == '[') {
+      if (!deep_enough(i_, depth + 1)) return false;
+      ++i_;
+      for (;;) {
+        skip_array_blanks();
+        if (at(i_) == ']') return ++i_, true;
+        if (!value(depth + 1)) return false;
+        skip_array_blanks();
+        if (at(i_) == ',') ++i_;
+        else if (at(i_) != ']') return false;
+      }
+    }
+    if (c == '{') {
+      ++i_;
+      for (;;) {
+        skip_array_blanks();
+        if (at(i_) == '}') return ++i_, true;
+        const size_t start = i_;
+        const int parts = key(start, "a dotted key");
+        if (parts < 0 || !deep_enough(start, depth + parts) || at(i_) != '=') return false;
+        ++i_;
+        if (!value(depth + parts)) return false;
+        skip_array_blanks();
+        if (at(i_) == ',') ++i_;
+        else if (at(i_) != '}') return false;
+      }
+    }
+    // A number, boolean or date: everything up to a delimiter. A date and a time may be separated by one
+    // space (1979-05-27 07:32:00).
+    const size_t begin = i_;
+    while (i_ < s_.size() && std::string_view(" \t\r\n,]}#").find(s_[i_]) == std::string_view::npos) ++i_;
+    if (i_ == begin) return false;
+    if (i_ - begin == 10 && s_[begin + 4] == '-' && at(i_) == ' ' && at(i_ + 1) >= '0' && at(i_ + 1) <= '9') {
+      ++i_;
+      while (i_ < s_.size() && std::string_view(" \t\r\n,]}#").find(s_[i_]) == std::string_view::npos) ++i_;
+    }
+    return true;
+  }
+
+  std::string_view s_;
+  size_t i_ = 0;
+  int header_parts_ = 0;
+  std::optional<GuardError> error_;
+};
+
+}  // namespace
 
 Config Config::load(const std::filesystem::path& file) {
   Config config;
   config.file_ = file;
+  const SourcePos whole{file.string()};
   std::error_code ec;
   if (!std::filesystem::is_regular_file(file, ec)) {
-    throw ConfigErrors({{SourcePos{file.string()},
-                         "cannot read the config file (no such file); pass the path of a .toml file, e.g. "
-                         "configs/quickstart.toml"}});
+    throw ConfigErrors({{whole, "cannot read the config file (" +
+                                    (ec && ec != std::errc::no_such_file_or_directory ? ec.message() : "no such file") +
+                                    "); pass the path of a .toml file, e.g. configs/quickstart.toml"}});
   }
+  std::ifstream in(file, std::ios::binary);
+  // One byte past the limit tells a file that is too large; a stray multi-gigabyte file is never read whole.
+  std::string content(kMaxConfigBytes + 1, '\0');
+  if (in) in.read(content.data(), static_cast<std::streamsize>(content.size()));
+  if (!in.is_open() || in.bad())
+    throw ConfigErrors({{whole, "cannot read the config file (" + std::string(std::strerror(errno)) + ")"}});
+  content.resize(static_cast<size_t>(in.gcount()));
+  if (content.size() > kMaxConfigBytes) {
+    SourcePos at{file.string(), 1, 1};
+    for (size_t k = 0; k < kMaxConfigBytes; ++k) {
+      if (content[k] == '\n') ++at.line, at.column = 1;
+      else ++at.column;
+    }
+    throw ConfigErrors({{at, "the config file is larger than " + std::to_string(kMaxConfigBytes) +
+                                 " bytes (1 MiB), the most a config may be; this is its byte " +
+                                 std::to_string(kMaxConfigBytes + 1)}});
+  }
+  if (auto deep = DepthGuard(content).scan())
+    throw ConfigErrors({{SourcePos{file.string(), deep->line, deep->column}, "TOML too deep: " + deep->message}});
   try {
-    config.root_ = toml::parse_file(file.string());
+    config.root_ = toml::parse(content, file.string());
   } catch (const toml::parse_error& e) {
     SourcePos p{file.string(), e.source().begin.line, e.source().begin.column};
     throw ConfigErrors({{p, "TOML syntax error: " + std::string(e.description())}});
@@ -59,6 +357,27 @@ void Config::apply_override(const std::string& expr, std::vector<ConfigError>& e
     return;
   }
   const std::string table = path.substr(0, dot), key = path.substr(dot + 1), text = expr.substr(eq + 1);
+  // The value is parsed as the TOML line "v = <text>": a newline would let it carry more lines (tables,
+  // keys) that the parse accepts and the override then silently drops.
+  if (text.find_first_of("\n\r") != std::string::npos) {
+    errors.push_back({here, "a --set value must be one TOML value on one line; multi-line values are not allowed"});
+    return;
+  }
+  const std::string line = "v = " + text;
+  if (auto deep = DepthGuard(line).scan()) {
+    errors.push_back({here, "TOML too deep: " + deep->message});
+    return;
+  }
+  std::optional<toml::table> parsed;
+  try {
+    parsed = toml::parse(line, std::string("--set"));
+  } catch (const toml::parse_error&) {
+    // not a TOML value: taken as a string below
+  }
+  if (parsed && (parsed->size() != 1 || !parsed->contains("v"))) {
+    errors.push_back({here, "a --set value must be one TOML value; found more after it"});
+    return;
+  }
   toml::table* target = nullptr;
   if (auto element = parse_element(table)) {
     // callback[1].decay=0.99: the second [[callback]]; callback[N] with N = the count appends one.
@@ -90,12 +409,8 @@ void Config::apply_override(const std::string& expr, std::vector<ConfigError>& e
     target = root_[table].as_table();
   }
   toml::table& t = *target;
-  try {
-    toml::table parsed = toml::parse("v = " + text);
-    t.insert_or_assign(key, *parsed["v"].node());
-  } catch (const toml::parse_error&) {
-    t.insert_or_assign(key, text);  // not a TOML value: take it as a string
-  }
+  if (parsed) t.insert_or_assign(key, *parsed->get("v"));
+  else t.insert_or_assign(key, text);  // not a TOML value: take it as a string
   overrides_[path] = expr;
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace loom::host {
@@ -38,6 +39,9 @@ class ConfigErrors : public std::runtime_error {
  private:
   std::vector<ConfigError> errors_;
 };
+
+/// The offset of the first byte of `text` that is not valid UTF-8; nullopt when all of it is.
+std::optional<size_t> invalid_utf8_at(std::string_view text);
 
 /// "callback[2]" → ("callback", 2); nullopt for a plain table name.
 std::optional<std::pair<std::string, size_t>> parse_element(const std::string& name);

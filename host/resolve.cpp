@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <regex>
 #include <sstream>
 #include <tuple>
@@ -79,6 +80,13 @@ static std::string describe_node(const toml::node& n) {
   }
 }
 
+// Linux's limits (PATH_MAX counts the terminating NUL); every file system Loom runs on has them.
+constexpr size_t kPathMax = 4096;
+constexpr size_t kNameMax = 255;
+
+/// The start of a long path or name, for an error message that must not be kilobytes long.
+static std::string shorten(const std::string& s) { return s.size() <= 80 ? s : s.substr(0, 60) + "…"; }
+
 static std::string fmt_num(double v) {
   if (std::floor(v) == v && std::fabs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
   std::ostringstream o;
@@ -120,7 +128,13 @@ class TableChecker {
       if (values.count(spec.name)) continue;
       if (spec.default_value) {
         Value v = *spec.default_value;
-        if (spec.type == ParamType::Path) v = resolve_path(std::get<std::string>(v), fs::current_path());
+        if (spec.type == ParamType::Path) {
+          const std::string where = "'" + spec.name + "' in [" + table_name + "]" + what + " (default)";
+          auto path = resolve_path(std::get<std::string>(v), working_dir(config_.pos_of_table(table_name)),
+                                   config_.pos_of_table(table_name), where);
+          if (!path) continue;
+          v = *path;
+        }
         values[spec.name] = v;
       } else if (spec.is_required) {
         errors_.push_back({config_.pos_of_table(table_name), "missing required key '" + spec.name + "' in [" +
@@ -132,16 +146,82 @@ class TableChecker {
   }
 
  private:
-  static std::string resolve_path(const std::string& p, const fs::path& base) {
+  /// The directory --set paths and defaults resolve against; "" (with the error recorded) when the
+  /// working directory is gone.
+  fs::path working_dir(const SourcePos& p) {
+    std::error_code ec;
+    fs::path cwd = fs::current_path(ec);
+    if (ec) error(p, "cannot read the working directory to resolve relative paths against: " + ec.message());
+    return cwd;
+  }
+
+  /// The config file's directory, absolute; "" (with the error recorded) when it cannot be made so.
+  fs::path config_dir(const SourcePos& p) {
+    std::error_code ec;
+    fs::path dir = fs::absolute(config_.dir(), ec);
+    if (ec) error(p, "cannot make the config file's directory absolute: " + ec.message());
+    return dir;
+  }
+
+  /// `p` made absolute against `base` and normalized, or nullopt with the error recorded. Every file
+  /// system call takes an error_code: a path the file system refuses (too long, a loop of links, no
+  /// permission) is the user's input, and must come back as an error at its position, not as an
+  /// exception that ends the program.
+  std::optional<std::string> resolve_path(const std::string& p, const fs::path& base, const SourcePos& pos,
+                                          const std::string& where) {
     if (p.empty()) return p;
+    if (base.empty()) return std::nullopt;  // the working directory's error is recorded already
+    for (const char c : p) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(c));
+        error(pos, where + " contains the control character " + std::string(hex) +
+                       "; a path must be plain text (the run's records and its resume line name it)");
+        return std::nullopt;
+      }
+    }
     fs::path path(p);
     if (p[0] == '~') {
       if (const char* home = std::getenv("HOME")) path = fs::path(home) / p.substr(p.size() > 1 && p[1] == '/' ? 2 : 1);
     }
-    return fs::weakly_canonical(path.is_absolute() ? path : base / path).string();
+    if (!path.is_absolute()) path = base / path;
+    const std::string full = path.string();
+    if (full.size() >= kPathMax) {
+      error(pos, where + " is a path of " + std::to_string(full.size()) + " bytes (" + shorten(full) +
+                     "); the file system allows at most " + std::to_string(kPathMax - 1));
+      return std::nullopt;
+    }
+    for (const fs::path& part : path) {
+      if (part.native().size() > kNameMax) {
+        error(pos, where + " has a name of " + std::to_string(part.native().size()) + " bytes in its path (" +
+                       shorten(part.native()) + "); the file system allows at most " + std::to_string(kNameMax) +
+                       " bytes per name");
+        return std::nullopt;
+      }
+    }
+    std::error_code ec;
+    fs::path resolved = fs::weakly_canonical(path, ec);
+    if (ec) {
+      error(pos, where + " cannot be resolved (" + shorten(full) + "): " + ec.message());
+      return std::nullopt;
+    }
+    return resolved.string();
   }
 
   void error(const SourcePos& p, std::string msg) { errors_.push_back({p, std::move(msg)}); }
+
+  /// TOML files are UTF-8 (toml++ checks), but a --set value is whatever bytes the shell passed; a string
+  /// that is not UTF-8 would pass here and fail later, when a run writes it into JSON.
+  bool valid_utf8(const SourcePos& p, const std::string& where, const std::string& s) {
+    if (auto bad = invalid_utf8_at(s)) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(s[*bad]));
+      error(p, where + " is not valid UTF-8 (byte " + std::string(hex) + " at offset " + std::to_string(*bad) +
+                   "); strings must be UTF-8 text");
+      return false;
+    }
+    return true;
+  }
 
   bool check_range(const SourcePos& p, const std::string& where, const ParamSpec& spec, double v) {
     if ((spec.min && v < *spec.min) || (spec.max && v > *spec.max)) {
@@ -190,6 +270,7 @@ class TableChecker {
         if (!node.is_string()) return wrong_type(spec.type == ParamType::Choice ? "one of: " + join(spec.choices)
                                                                                    : std::string("a string"));
         std::string s(*node.as_string());
+        if (!valid_utf8(p, where, s)) return std::nullopt;
         if (spec.type == ParamType::Choice &&
             std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end()) {
           std::string msg = where + " is \"" + s + "\"; expected one of: " + join(spec.choices);
@@ -199,7 +280,9 @@ class TableChecker {
         }
         if (spec.type == ParamType::Path) {
           const bool from_cli = config_.overridden(table, spec.name);
-          s = resolve_path(s, from_cli ? fs::current_path() : fs::absolute(config_.dir()));
+          auto path = resolve_path(s, from_cli ? working_dir(p) : config_dir(p), p, where);
+          if (!path) return std::nullopt;
+          s = *path;
         }
         return Value{s};
       }
@@ -241,7 +324,12 @@ class TableChecker {
           if (spec.type == ParamType::StringList) {
             if (!item.is_string()) return wrong_type("an array of " + elem);
             std::string s(*item.as_string());
-            if (table == "run" && spec.name == "plugin_paths") s = resolve_path(s, fs::absolute(config_.dir()));
+            if (!valid_utf8(p, where + " element", s)) return std::nullopt;
+            if (table == "run" && spec.name == "plugin_paths") {
+              auto path = resolve_path(s, config_dir(p), p, where + " element");
+              if (!path) return std::nullopt;
+              s = *path;
+            }
             strs.push_back(s);
             continue;
           }
@@ -261,6 +349,75 @@ class TableChecker {
   const Config& config_;
   std::vector<ConfigError>& errors_;
 };
+
+/// Where run.name's value is (or its table's header when it is the default).
+SourcePos run_key_pos(const Config& config, const std::string& key) {
+  const toml::table* run = config.root()["run"].as_table();
+  const toml::node* n = run ? run->get(key) : nullptr;
+  return n ? config.pos_of("run", key, *n) : config.pos_of_table("run");
+}
+
+/// run.name becomes a directory (<output_dir>/<name>/), a line of config.resolved.toml's resume comment
+/// and a JSON string: anything a path, that comment or JSON cannot hold passes check and fails the run
+/// (or its --resume) later.
+void check_run_name(const Config& config, const Params& run, std::vector<ConfigError>& errors) {
+  if (!run.has("name")) return;  // its type error is recorded already
+  const std::string name = run.str("name");
+  std::string problem;
+  if (name.empty()) problem = "is empty";
+  else if (name.size() > 100) problem = "is " + std::to_string(name.size()) + " bytes long; at most 100 are allowed";
+  else if (invalid_utf8_at(name)) return;  // reported by the type check
+  else if (name == "." || name == "..") problem = "is \"" + name + "\", which names no new directory";
+  else if (name.find('/') != std::string::npos) problem = "contains '/'";
+  else if (std::any_of(name.begin(), name.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; }))
+    problem = "contains a control character";
+  if (problem.empty()) return;
+  errors.push_back({run_key_pos(config, "name"),
+                    "'name' in [run] " + problem + "; the run name becomes a directory name: use 1 to 100 bytes of "
+                    "text without '/' or control characters, e.g. name = \"quickstart\""});
+}
+
+/// The run creates <output_dir>/<name>/<timestamp>/: an existing file on that path, or a path the run
+/// directory would make too long, fails the run after its plugins were created; check says it first.
+/// Nothing is created, and nothing is required to exist yet.
+void check_output_dir(const Config& config, const Params& run, std::vector<ConfigError>& errors) {
+  if (!run.has("output_dir") || !run.has("name")) return;
+  const fs::path dir = run.str("output_dir");
+  // <timestamp>-N/config.resolved.toml: about 50 bytes below <name>.
+  const size_t needed = dir.native().size() + 1 + run.str("name").size() + 50;
+  if (needed >= kPathMax) {
+    errors.push_back({run_key_pos(config, "output_dir"),
+                      "'output_dir' in [run] is " + std::to_string(dir.native().size()) +
+                          " bytes long; with the run name and the run directory's files the paths would pass the "
+                          "file system's limit of " + std::to_string(kPathMax - 1) + " bytes"});
+    return;
+  }
+  for (fs::path p = dir; !p.empty(); p = p.parent_path()) {
+    std::error_code ec;
+    const fs::file_status st = fs::status(p, ec);
+    if (st.type() == fs::file_type::not_found) {
+      if (p == p.parent_path()) break;
+      continue;
+    }
+    if (ec || !fs::is_directory(st)) {
+      errors.push_back({run_key_pos(config, "output_dir"),
+                        "'output_dir' in [run] cannot hold run directories: " + shorten(p.string()) +
+                            (ec ? ": " + ec.message() : std::string(" exists and is not a directory"))});
+    }
+    break;
+  }
+}
+
+/// Where a top-level table is: its place in the file, or, for a table only --set created (which has
+/// none), the first --set expression that wrote into it.
+SourcePos top_level_pos(const Config& config, const std::string& name, const toml::source_region& region) {
+  SourcePos where = config.pos(region);
+  if (where.line != 0) return where;
+  if (const toml::table* t = config.root()[name].as_table())
+    for (auto&& [k, v] : *t)
+      if (config.overridden(name, std::string(k.str()))) return config.pos_of(name, std::string(k.str()), v);
+  return config.pos_of_table(name);
+}
 
 bool valid_device(const std::string& d) {
   static const std::regex re("auto|cpu|cuda(:[0-9]+)?");
@@ -338,19 +495,22 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   std::vector<ConfigError> errors;
   TableChecker checker(config, errors);
   ResolvedConfig out;
-  out.file = fs::absolute(config.file());
+  std::error_code ec;
+  out.file = fs::absolute(config.file(), ec);
+  if (ec) errors.push_back({SourcePos{config.file().string()}, "cannot make the config file's path absolute: " + ec.message()});
 
   std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule"};
   for (const KindInfo& k : kind_table()) known_tables.push_back(k.table);
   for (auto&& [key, node] : config.root()) {
     const std::string name(key.str());
+    const SourcePos where = top_level_pos(config, name, key.source());
     if (std::find(known_tables.begin(), known_tables.end(), name) == known_tables.end()) {
       std::string msg = "unknown table [" + name + "]";
       if (std::string near = closest(name, known_tables); !near.empty()) msg += "; did you mean [" + near + "]?";
       else msg += "; valid tables: " + join(known_tables);
-      errors.push_back({config.pos(key.source()), msg});
+      errors.push_back({where, msg});
     } else if (!node.is_table() && !(node.is_array() && is_many_table(name))) {
-      errors.push_back({config.pos(key.source()), "'" + name + "' must be a table ([" + name + "]), found " + describe_node(node)});
+      errors.push_back({where, "'" + name + "' must be a table ([" + name + "]), found " + describe_node(node)});
     }
   }
 
@@ -359,6 +519,15 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   out.loader = checker.check("loader", "", table("loader"), loader_schema(), false);
   out.optimizer = checker.check("optimizer", "", table("optimizer"), optimizer_schema(), false);
   out.lr_schedule = checker.check("lr_schedule", "", table("lr_schedule"), lr_schedule_schema(), false);
+  check_run_name(config, out.run, errors);
+  check_output_dir(config, out.run, errors);
+  if (out.optimizer.has("name") && out.optimizer.str("name") == "sgd" && out.optimizer.has("nesterov") &&
+      out.optimizer.boolean("nesterov") && out.optimizer.has("momentum") && out.optimizer.real("momentum") <= 0.0) {
+    // torch::optim::SGD refuses this when the run creates the optimizer; say it here, where check sees it.
+    const toml::node* n = table("optimizer") ? table("optimizer")->get("nesterov") : nullptr;
+    errors.push_back({n ? config.pos_of("optimizer", "nesterov", *n) : config.pos_of_table("optimizer"),
+                      "'nesterov' in [optimizer] is true but momentum is 0; Nesterov momentum needs momentum > 0"});
+  }
   if (out.run.has("device") && !valid_device(out.run.str("device"))) {
     const toml::node* n = table("run") ? table("run")->get("device") : nullptr;
     errors.push_back({n ? config.pos_of("run", "device", *n) : config.pos_of_table("run"),
@@ -387,7 +556,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
     if (!node) continue;
     const toml::array* array = node->as_array();
     if (!array || !array->is_array_of_tables()) {
-      errors.push_back({config.pos(node->source()), "'" + info.table + "' must be an array of tables: write [[" + info.table +
+      errors.push_back({top_level_pos(config, info.table, node->source()), "'" + info.table + "' must be an array of tables: write [[" + info.table +
                                                         "]] once per " + info.table + ", each with plugin = \"<name>\""});
       continue;
     }
@@ -401,6 +570,15 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
       }
       list.push_back(std::move(*choice));
     }
+  }
+
+  // A run refuses test_on = "best" unless a callback keeps a best model; without any [[callback]] none
+  // can, and check should say so rather than pass a config the run rejects.
+  if (out.run.has("test_on") && out.run.str("test_on") == "best" && !config.root().get("callback")) {
+    const toml::node* n = table("run") ? table("run")->get("test_on") : nullptr;
+    errors.push_back({n ? config.pos_of("run", "test_on", *n) : config.pos_of_table("run"),
+                      "'test_on' in [run] is \"best\", which needs a [[callback]] that keeps a best model (e.g. "
+                      "plugin = \"best-checkpoint\"); add one, or set test_on = \"last\""});
   }
 
   if (!errors.empty()) {

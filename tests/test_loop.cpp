@@ -308,11 +308,20 @@ TEST(BuiltinCallbacks, BestCheckpointKeepsTopKAndTestOnBestTestsTheBestWeights) 
 }
 
 TEST(BuiltinCallbacks, TestOnBestWithoutABestKeeperIsRefusedBeforeTraining) {
-  SyntheticRun r;
-  const CommandResult c = r.run_to_end("out", {"run.test_on=best"});
+  // With no [[callback]] at all the config is wrong on its face: the config check (and `loom check`) says so.
+  SyntheticRun none;
+  CommandResult c = none.run_to_end("out", {"run.test_on=best"});
+  EXPECT_EQ(c.exit_code, 2) << c.output;
+  EXPECT_NE(c.output.find("'test_on' in [run] is \"best\", which needs a [[callback]] that keeps a best model"),
+            std::string::npos)
+      << c.output;
+  EXPECT_EQ(count_entries(none.dir / "out"), 0u) << "nothing may be written";
+  // Callbacks that keep no best model are known only once created: the run refuses before training.
+  SyntheticRun ema("[[callback]]\nplugin = \"ema\"\n");
+  c = ema.run_to_end("out", {"run.test_on=best"});
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_NE(c.output.find("test_on = \"best\" needs a [[callback]] that keeps a best model"), std::string::npos) << c.output;
-  EXPECT_EQ(count_entries(r.dir / "out"), 0u) << "nothing may be written";
+  EXPECT_EQ(count_entries(ema.dir / "out"), 0u) << "nothing may be written";
 }
 
 TEST(BuiltinSinks, TensorBoardEventFilesEqualMetricsJsonl) {
