@@ -62,10 +62,12 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
   LoaderOptions options;
   options.batch_size = run.plan.micro_batch;
   options.prefetch = loop.options.prefetch;
-  options.augment = run.view.augment;
+  options.pipeline = run.pipeline;
   options.device = device;
-  options.augment_generator = [&loop, epoch_tag](int64_t i) {
-    return loop.context.generator("augment/" + epoch_tag + "/" + std::to_string(i));
+  // One stream per micro-batch (and per rank: each rank's block of the batch holds other samples).
+  const std::string rank_tag = loop.dp.active() ? "/rank" + std::to_string(loop.dp.rank()) : "";
+  options.augment_generator = [&loop, epoch_tag, rank_tag](int64_t i) {
+    return loop.context.generator("augment/" + epoch_tag + "/" + std::to_string(i) + rank_tag);
   };
   if (loop.dp.active()) {
     Shard shard = shard_epoch(order, sizes, loop.dp.rank(), loop.dp.world());
@@ -122,7 +124,7 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
       {
         auto scope = loop.precision.forward_scope(device);
         logits = guarded(loop.model_ref, "forward", [&] { return run.model.forward(b->x); });
-        per_sample = per_sample_loss(logits, b->y);
+        per_sample = per_sample_loss(logits, b->y, loop.options.label_smoothing);
       }
       if (b->w.defined()) per_sample = per_sample * b->w;
       // mean over this micro-batch × (its samples / the group's samples): the group's gradient is the

@@ -61,7 +61,6 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
   Model& evaluated = substitute ? *substitute : run.model;
   View val;
   val.indices = loop.dataset.indices(Split::Val).to(at::kLong).contiguous();
-  val.augment = false;
   m["val_loss"] = std::monostate{};
   m["val_accuracy"] = std::monostate{};
   if (val.indices.numel() > 0) {

@@ -54,7 +54,6 @@ EvalSums Evaluator::run(Model& model, const View& view, bool keep_probabilities)
   LoaderOptions options;
   options.batch_size = batch_size;
   options.prefetch = prefetch;
-  options.augment = false;
   options.device = device;
   const int64_t lo = n * dp.rank() / dp.world(), hi = n * (dp.rank() + 1) / dp.world();
   Loader loader(dataset, labels, view, at::arange(lo, hi, at::kLong), 0, options);

@@ -23,9 +23,6 @@ class GuardedDataset final : public Dataset {
   at::Tensor labels() const override { return guarded(who_, "labels", [&] { return inner_->labels(); }); }
   at::Tensor load(const at::Tensor& i) const override { return guarded(who_, "load", [&] { return inner_->load(i); }); }
   std::string fingerprint() const override { return guarded(who_, "fingerprint", [&] { return inner_->fingerprint(); }); }
-  at::Tensor augment(const at::Tensor& b, at::Generator& g) const override {
-    return guarded(who_, "augment", [&] { return inner_->augment(b, g); });
-  }
   std::map<std::string, int64_t> counters() const override {
     return guarded(who_, "counters", [&] { return inner_->counters(); });
   }

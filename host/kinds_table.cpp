@@ -10,6 +10,7 @@ const std::vector<KindInfo>& kind_table() {
       {Kind::Dataset, "dataset", ""},
       {Kind::Cache, "cache", "none"},
       {Kind::Model, "model", ""},
+      {Kind::Augmentation, "augmentation", "", Cardinality::Many},
       {Kind::Precision, "precision", "fp32"},
       {Kind::Accumulation, "accumulation", "none"},
       {Kind::SelfTraining, "self_training", "none"},

@@ -45,10 +45,6 @@ Batch Loader::make(int64_t index) const {
   b.index = index;
   b.size = size;
   b.x = dataset_.load(indices);
-  if (options_.augment) {
-    at::Generator gen = options_.augment_generator(index);
-    b.x = dataset_.augment(b.x, gen);
-  }
   b.y = view_.targets.defined() ? view_.targets.index_select(0, positions) : labels_.index_select(0, indices);
   if (view_.weights.defined()) b.w = view_.weights.index_select(0, positions).to(at::kFloat);
   if (options_.device.is_cuda()) {
@@ -59,6 +55,12 @@ Batch Loader::make(int64_t index) const {
     b.x = b.x.to(options_.device);
     b.y = b.y.to(options_.device);
     if (b.w.defined()) b.w = b.w.to(options_.device);
+  }
+  if (options_.pipeline && size > 0) {
+    at::Generator gen = options_.augment_generator(index);
+    AugmentBatch batch{b.x, b.y, b.w};
+    options_.pipeline->apply(batch, gen);
+    b.x = std::move(batch.x), b.y = std::move(batch.y), b.w = std::move(batch.w);
   }
   return b;
 }

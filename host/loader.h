@@ -3,6 +3,8 @@
 // queue, pinned and copied asynchronously when the device is CUDA.
 #pragma once
 
+#include "augment_pipelines.h"
+
 #include <loom/dataset.h>
 #include <loom/self_training.h>
 
@@ -28,7 +30,8 @@ struct LoaderOptions {
   /// A data-parallel rank's shard has uneven (and in the tail, empty) micro-batches.
   std::vector<int64_t> batch_sizes;
   int64_t prefetch = 2;          ///< 0: load on the caller's thread
-  bool augment = false;
+  /// Applied to every training batch after the copy to the device; nullptr: no augmentation.
+  const AugmentPipeline* pipeline = nullptr;
   c10::Device device = c10::kCPU;
   /// Generator for the augmentation of micro-batch i: derived per batch, so prefetching ahead or resuming
   /// mid-epoch never changes which random numbers a batch gets.

@@ -50,6 +50,7 @@ struct StageRun {
   LrSchedule schedule;
   TrainPosition pos;
   bool dropout = true;
+  const AugmentPipeline* pipeline = nullptr;  ///< the stage's augmentation (nullptr: none)
 };
 
 /// Running sums of the epoch in progress, on the training device.

@@ -17,6 +17,7 @@ LoopOptions LoopOptions::from(const ResolvedConfig& config, c10::Device device) 
   o.sync_bn = config.run.boolean("sync_bn");
   o.verify_replicas = config.run.boolean("verify_replicas");
   o.test_on_best = config.run.str("test_on") == "best";
+  o.label_smoothing = config.loss.real("label_smoothing");
   return o;
 }
 

@@ -19,6 +19,7 @@ struct LoopOptions {
   double log_every_seconds = 10;
   bool sync_bn = false, verify_replicas = false;
   bool test_on_best = false;      ///< [run] test_on = "best"
+  double label_smoothing = 0.0;   ///< [loss] label_smoothing (training loss only)
 
   static LoopOptions from(const ResolvedConfig& config, c10::Device device);
 };

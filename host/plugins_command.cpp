@@ -57,7 +57,8 @@ nlohmann::json feature_json(const Feature& f) {
   j["library_version"] = f.library->version();
   j["file"] = f.library->file.string();
   j["params"] = nlohmann::json::array();
-  for (const auto& p : f.info.params) j["params"].push_back(spec_json(p));
+  for (const auto& p : f.info.params)
+    if (!p.is_removed()) j["params"].push_back(spec_json(p));
   return j;
 }
 
@@ -81,6 +82,7 @@ void print_schema(const std::string& table, const Schema& schema, std::ostream& 
     return;
   }
   for (const auto& s : schema) {
+    if (s.is_removed()) continue;
     out << "  " << std::left << std::setw(20) << s.name << std::setw(12) << to_string(s.type)
         << std::setw(22) << (s.is_required ? std::string("required") : s.default_value ? "= " + value_text(*s.default_value) : std::string("(unset)"))
         << std::setw(18) << constraint(s);
@@ -127,7 +129,8 @@ int plugins_command(const std::string& name, bool json) {
     if (name.empty()) {
       j["builtin_tables"] = nlohmann::json::object();
       const std::pair<const char*, const Schema*> tables[] = {
-          {"run", &run_schema()}, {"loader", &loader_schema()}, {"optimizer", &optimizer_schema()}, {"lr_schedule", &lr_schedule_schema()}};
+          {"run", &run_schema()}, {"loader", &loader_schema()}, {"optimizer", &optimizer_schema()}, {"lr_schedule", &lr_schedule_schema()},
+          {"loss", &loss_schema()}};
       for (const auto& [t, s] : tables) {
         j["builtin_tables"][t] = nlohmann::json::array();
         for (const auto& p : *s) j["builtin_tables"][t].push_back(spec_json(p));

@@ -179,7 +179,21 @@ std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry&
   }
   PluginChoice choice;
   choice.feature = feature;
-  choice.params = checker.check(tname, " (plugin '" + plugin + "')", t, feature->info.params, true);
+  const bool pipelines = kind == Kind::Augmentation;
+  choice.params = checker.check(tname, " (plugin '" + plugin + "')", t, feature->info.params, true,
+                                pipelines ? "pipeline" : "");
+  if (pipelines) {
+    choice.pipeline = "default";
+    if (const toml::node* p = t ? t->get("pipeline") : nullptr) {
+      static const std::regex name_re("[a-z0-9][a-z0-9_-]{0,63}");
+      if (!p->is_string() || !std::regex_match(std::string(*p->as_string()), name_re))
+        errors.push_back({config.pos_of(tname, "pipeline", *p),
+                          "'pipeline' in [" + tname + "] must name a pipeline: lower-case letters, digits, '-' or '_' "
+                          "(e.g. \"strong\"), found " + describe_node(*p)});
+      else
+        choice.pipeline = std::string(*p->as_string());
+    }
+  }
   return choice;
 }
 
@@ -203,7 +217,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   out.file = fs::absolute(config.file(), ec);
   if (ec) errors.push_back({SourcePos{config.file().string()}, "cannot make the config file's path absolute: " + ec.message()});
 
-  std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule"};
+  std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule", "loss"};
   for (const KindInfo& k : kind_table()) known_tables.push_back(k.table);
   for (auto&& [key, node] : config.root()) {
     const std::string name(key.str());
@@ -223,6 +237,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   out.loader = checker.check("loader", "", table("loader"), loader_schema(), false);
   out.optimizer = checker.check("optimizer", "", table("optimizer"), optimizer_schema(), false);
   out.lr_schedule = checker.check("lr_schedule", "", table("lr_schedule"), lr_schedule_schema(), false);
+  out.loss = checker.check("loss", "", table("loss"), loss_schema(), false);
   check_run_name(config, out.run, errors);
   check_output_dir(config, out.run, errors);
   if (out.optimizer.has("name") && out.optimizer.str("name") == "sgd" && out.optimizer.has("nesterov") &&

@@ -15,11 +15,12 @@
 
 namespace loom::host {
 
-/// Schemas of the host's own tables: run, loader, optimizer, lr_schedule.
+/// Schemas of the host's own tables: run, loader, optimizer, lr_schedule, loss.
 const Schema& run_schema();
 const Schema& loader_schema();
 const Schema& optimizer_schema();
 const Schema& lr_schedule_schema();
+const Schema& loss_schema();
 
 /// The plugin a missing table means ("" when the table is required).
 std::string neutral_plugin(Kind kind);
@@ -27,11 +28,12 @@ std::string neutral_plugin(Kind kind);
 struct PluginChoice {
   const Feature* feature = nullptr;
   Params params;
+  std::string pipeline;  ///< augmentation only: the table's `pipeline` ("default" when it names none)
 };
 
 struct ResolvedConfig {
   std::filesystem::path file;
-  Params run, loader, optimizer, lr_schedule;
+  Params run, loader, optimizer, lr_schedule, loss;
   /// Per kind, in file order: exactly one for kinds of Cardinality::One (kinds_table.h), any number for
   /// the others (the always-present plugin first).
   std::map<Kind, std::vector<PluginChoice>> plugins;

@@ -40,12 +40,14 @@ toml::table ResolvedConfig::to_toml() const {
   root.insert_or_assign("loader", params_table(loader));
   root.insert_or_assign("optimizer", params_table(optimizer));
   root.insert_or_assign("lr_schedule", params_table(lr_schedule));
+  root.insert_or_assign("loss", params_table(loss));
   for (const auto& [kind, list] : plugins) {
     const KindInfo& info = kind_info(kind);
     toml::array many;
     for (const PluginChoice& choice : list) {
       toml::table t = params_table(choice.params);
       t.insert("plugin", choice.feature->info.name);
+      if (kind == Kind::Augmentation) t.insert("pipeline", choice.pipeline);
       if (info.cardinality == Cardinality::One)
         root.insert_or_assign(info.table, std::move(t));
       else

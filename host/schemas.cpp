@@ -1,4 +1,4 @@
-// The schemas of the host's own tables: [run], [loader], [optimizer], [lr_schedule]. Like a plugin's,
+// The schemas of the host's own tables: [run], [loader], [optimizer], [lr_schedule], [loss]. Like a plugin's,
 // they are data: validated, defaulted and documented (`loom plugins --json`, docs/config-reference.md).
 #include "resolve.h"
 
@@ -62,6 +62,18 @@ const Schema& lr_schedule_schema() {
       ParamSpec::real("pct_start", 0.3).range(0.0, 1.0).doc("one-cycle: fraction of steps spent rising"),
       ParamSpec::real("div_factor", 25.0).range(1.0, 1e6).doc("one-cycle: initial lr = lr / div_factor"),
       ParamSpec::real("final_div_factor", 1e4).range(1.0, 1e9).doc("one-cycle: final lr = initial / this"),
+  };
+  return schema;
+}
+
+const Schema& loss_schema() {
+  static const Schema schema = {
+      ParamSpec::choice("name", "cross-entropy", {"cross-entropy"})
+          .doc("the training loss; hard (class index) and soft (probability) targets through one code path"),
+      ParamSpec::real("label_smoothing", 0.0)
+          .range(0.0, 0.999)
+          .doc("as torch cross_entropy's: targets become (1 - s)·target + s/classes; training loss only "
+               "(val/test losses stay plain cross-entropy, comparable between runs)"),
   };
   return schema;
 }

@@ -69,16 +69,25 @@ class TableChecker {
  public:
   TableChecker(const Config& config, std::vector<ConfigError>& errors) : config_(config), errors_(errors) {}
 
+  /// `host_key`: a key besides `plugin` that the host reads from this table itself (augmentation's
+  /// `pipeline`), skipped here.
   Params check(const std::string& table_name, const std::string& what, const toml::table* table, const Schema& schema,
-               bool has_plugin_key) {
+               bool has_plugin_key, const std::string& host_key = {}) {
     std::map<std::string, Value> values;
     std::vector<std::string> names;
-    for (const auto& spec : schema) names.push_back(spec.name);
+    for (const auto& spec : schema)
+      if (!spec.is_removed()) names.push_back(spec.name);
     if (table) {
       for (auto&& [key, node] : *table) {
         const std::string k(key.str());
         if (has_plugin_key && k == "plugin") continue;
+        if (!host_key.empty() && k == host_key) continue;
         auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == k; });
+        if (spec != schema.end() && spec->is_removed()) {
+          SourcePos p = config_.overridden(table_name, k) ? config_.pos_of(table_name, k, node) : config_.pos(key.source());
+          errors_.push_back({p, "'" + k + "' in [" + table_name + "]" + what + " is no longer a parameter: " + spec->removed_hint});
+          continue;
+        }
         if (spec == schema.end()) {
           std::string msg = "unknown key '" + k + "' in [" + table_name + "]" + what;
           if (std::string near = closest(k, names); !near.empty())
@@ -93,7 +102,7 @@ class TableChecker {
       }
     }
     for (const auto& spec : schema) {
-      if (values.count(spec.name)) continue;
+      if (spec.is_removed() || values.count(spec.name)) continue;
       if (spec.default_value) {
         Value v = *spec.default_value;
         if (spec.type == ParamType::Path) {

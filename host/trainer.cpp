@@ -115,6 +115,10 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   const View& view = request.data;
   const int64_t epochs = request.epochs > 0 ? request.epochs : options_.epochs;
   if (view.indices.size(0) == 0) throw std::invalid_argument("train: stage '" + request.stage + "' has no samples to train on");
+  const AugmentPipeline* augmentation = plugins_.augmentations.find(request.augmentation);  // an unknown name fails here
+  if (augmentation && view.augment)
+    context_.logger().info("stage '" + request.stage + "' augments its batches with pipeline '" + request.augmentation +
+                           "': " + augmentation->describe());
   if (!stages_seen_.insert(request.stage).second)
     throw std::invalid_argument("train: stage name '" + request.stage +
                                 "' was used twice in this run; every stage needs its own name (e.g. \"round2/student\")");
@@ -149,6 +153,7 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   LrSchedule schedule(config_.lr_schedule, config_.optimizer.real("lr"), plan.total_steps);
   StageInfo info{request.stage, request.round, epochs, plan.total_steps};
   StageRun run{model, *optimizer, view, info, std::move(plan), schedule, pos, request.dropout};
+  run.pipeline = view.augment ? augmentation : nullptr;
   Loop loop{options_, context_, *plugins_.dataset, labels_, *plugins_.precision, dp_, plugins_.callbacks, control_,
             plugins_.metrics, progress_, evaluator_.model_ref, evaluator_};
   control_.reset();

@@ -3,6 +3,7 @@
 // calls train() once.
 #pragma once
 
+#include "augment_pipelines.h"
 #include "callbacks.h"
 #include "checkpoint.h"
 #include "data_parallel.h"
@@ -35,6 +36,7 @@ struct RunPlugins {
   std::shared_ptr<Communicator> communicator;  ///< guarded; a world of one unless the run is distributed
   CallbackSet callbacks;
   MetricHub metrics;
+  AugmentPipelines augmentations;
 };
 
 class Trainer final : public TrainerServices {

@@ -25,9 +25,6 @@ class StoredDataset final : public Dataset {
   at::Tensor labels() const override { return inner_->labels(); }
   at::Tensor load(const at::Tensor& indices) const override;
   std::string fingerprint() const override { return inner_->fingerprint(); }
-  at::Tensor augment(const at::Tensor& batch, at::Generator& generator) const override {
-    return inner_->augment(batch, generator);
-  }
   std::map<std::string, int64_t> counters() const override { return inner_->counters(); }
 
  private:

@@ -2,7 +2,6 @@
 
 #include "idx.h"
 
-#include "common/dataset/crop_flip.h"
 #include "common/dataset/label_splits.h"
 
 #include <ATen/ATen.h>
@@ -57,6 +56,11 @@ void check_pair(const idx::LabeledImages& pair, const fs::path& images) {
 
 }  // namespace
 
+namespace {
+constexpr const char* kMovedToAugmentation =
+    "the dataset's random crop and flip moved to the augmentation kind (Loom 0.4); remove augment/pad from [dataset] and add two tables instead: [[augmentation]] plugin = \"random-crop\" padding = <pad> followed by [[augmentation]] plugin = \"flip\" (docs/augmentation.md)";
+}  // namespace
+
 FeatureInfo FashionMnist::info() {
   return {
       .name = "fashion-mnist",
@@ -73,9 +77,8 @@ FeatureInfo FashionMnist::info() {
               .doc("training samples held out for validation"),
           ParamSpec::choice("normalize", "standard", {"standard", "unit", "none"})
               .doc("standard: (x/255 - 0.2860)/0.3530; unit: x/255; none: raw 0..255"),
-          ParamSpec::boolean("augment", false)
-              .doc("random crop (zero-padded by pad) and horizontal flip during training"),
-          ParamSpec::integer("pad", 2).range(0, 8).doc("padding in pixels of the random crop"),
+          ParamSpec::removed("augment", kMovedToAugmentation),
+          ParamSpec::removed("pad", kMovedToAugmentation),
           ParamSpec::integer("split_seed", 0)
               .doc("seeds the labeled/unlabeled/val partition (independent of the run seed)"),
       },
@@ -83,9 +86,7 @@ FeatureInfo FashionMnist::info() {
 }
 
 FashionMnist::FashionMnist(const CreateContext& ctx)
-    : normalize_(ctx.params.str("normalize")),
-      augment_(ctx.params.boolean("augment")),
-      pad_(ctx.params.integer("pad")) {
+    : normalize_(ctx.params.str("normalize")) {
   const auto started = std::chrono::steady_clock::now();
   const fs::path root = ctx.params.str("root");
   if (!fs::is_directory(root)) missing(root, "root directory");
@@ -173,11 +174,5 @@ at::Tensor FashionMnist::load(const at::Tensor& indices) const {
 }
 
 std::string FashionMnist::fingerprint() const { return fingerprint_; }
-
-at::Tensor FashionMnist::augment(const at::Tensor& batch, at::Generator& generator) const {
-  if (!augment_) return batch;
-  // The border takes the value a black pixel has after normalisation, as if padded before it.
-  return dataset_common::random_crop_flip(batch, generator, pad_, /*flip=*/true, {shift_});
-}
 
 }  // namespace loom::builtin

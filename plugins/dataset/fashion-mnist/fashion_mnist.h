@@ -20,7 +20,6 @@ class FashionMnist final : public Dataset {
   at::Tensor labels() const override;
   at::Tensor load(const at::Tensor& indices) const override;
   std::string fingerprint() const override;
-  at::Tensor augment(const at::Tensor& batch, at::Generator& generator) const override;
 
  private:
   void make_splits(const Params& params, int64_t n_train);
@@ -32,8 +31,6 @@ class FashionMnist final : public Dataset {
   std::string normalize_;
   // load() computes x * scale_ + shift_, so the padding of a crop can use the value of a black pixel.
   double scale_ = 1.0, shift_ = 0.0;
-  bool augment_ = false;
-  int64_t pad_ = 0;
   std::string fingerprint_;
 };
 

@@ -3,7 +3,6 @@
 #include "decode.h"
 #include "folder.h"
 
-#include "common/dataset/crop_flip.h"
 #include "common/dataset/label_splits.h"
 
 #include <ATen/ATen.h>
@@ -132,6 +131,11 @@ std::string describe(image::Size s, int channels) {
 
 }  // namespace
 
+namespace {
+constexpr const char* kMovedToAugmentation =
+    "the dataset's random crop and flip moved to the augmentation kind (Loom 0.4); remove augment/pad/flip from [dataset] and add two tables instead: [[augmentation]] plugin = \"random-crop\" padding = <pad> followed by [[augmentation]] plugin = \"flip\" (docs/augmentation.md)";
+}  // namespace
+
 FeatureInfo ImageFolder::info() {
   return {
       .name = kName,
@@ -153,11 +157,9 @@ FeatureInfo ImageFolder::info() {
           ParamSpec::float_list("std", {})
               .doc("per-channel standard deviation; [] = ImageNet's (0.229, 0.224, 0.225) for 3 channels, 0.5 for 1"),
           ParamSpec::choice("dtype", "float32", {"float32", "float16"}).doc("dtype of the samples load() returns"),
-          ParamSpec::boolean("augment", false)
-              .doc("random crop (padded by pad) and horizontal flip during training (after any cache)"),
-          ParamSpec::integer("pad", 4).range(0, 64)
-              .doc("padding in pixels of the random crop (the border is black, normalised)"),
-          ParamSpec::boolean("flip", true).doc("random horizontal flip, when augment is on"),
+          ParamSpec::removed("augment", kMovedToAugmentation),
+          ParamSpec::removed("pad", kMovedToAugmentation),
+          ParamSpec::removed("flip", kMovedToAugmentation),
           ParamSpec::real("test_fraction", 0.2).range(0.0, 1.0)
               .doc("without train/ and test/ folders: fraction of each class's images held out for testing"),
           ParamSpec::integer("val_size", 0).at_least(0)
@@ -179,10 +181,7 @@ FeatureInfo ImageFolder::info() {
 }
 
 ImageFolder::ImageFolder(const CreateContext& ctx)
-    : preprocess_(parse_preprocess(ctx.params)),
-      augment_(ctx.params.boolean("augment")),
-      flip_(ctx.params.boolean("flip")),
-      pad_(ctx.params.integer("pad")) {
+    : preprocess_(parse_preprocess(ctx.params)) {
   const auto started = std::chrono::steady_clock::now();
   const Params& params = ctx.params;
   const int channels = preprocess_.channels;
@@ -265,7 +264,6 @@ ImageFolder::ImageFolder(const CreateContext& ctx)
     spec_.pixel_scale.push_back(1.0 / (255.0 * std[static_cast<size_t>(c)]));
     spec_.pixel_shift.push_back(-mean[static_cast<size_t>(c)] / std[static_cast<size_t>(c)]);
   }
-  pad_values_ = spec_.pixel_shift;  // a black pixel (0) after normalisation
 
   make_splits(params, is_test);
 
@@ -370,11 +368,6 @@ at::Tensor ImageFolder::load(const at::Tensor& indices) const {
   });
   // from_pixels() is the declared pixel affine: a cache storing uint8 pixels reproduces these bytes exactly.
   return from_pixels(pixels, spec_);
-}
-
-at::Tensor ImageFolder::augment(const at::Tensor& batch, at::Generator& generator) const {
-  if (!augment_) return batch;
-  return dataset_common::random_crop_flip(batch, generator, pad_, flip_, pad_values_);
 }
 
 }  // namespace loom::builtin

@@ -1,7 +1,7 @@
 // image-folder: a class-per-sub-folder directory of JPEG and PNG images (torchvision's ImageFolder
 // layout), decoded with libjpeg-turbo and libpng, preprocessed deterministically in load() (resize,
-// center crop, channels, normalisation) and augmented randomly after any cache (random crop with
-// padding, horizontal flip). See docs/datasets.md.
+// center crop, channels, normalisation). Random augmentation is the augmentation kind's (random-crop,
+// flip, …), after any cache. See docs/datasets.md.
 #pragma once
 
 #include "preprocess.h"
@@ -30,7 +30,6 @@ class ImageFolder final : public Dataset {
   /// [B, C, H, W] tensor, then returns from_pixels() of it.
   at::Tensor load(const at::Tensor& indices) const override;
   std::string fingerprint() const override { return fingerprint_; }
-  at::Tensor augment(const at::Tensor& batch, at::Generator& generator) const override;
   std::map<std::string, int64_t> counters() const override { return {{"skipped_files", skipped_}}; }
 
  private:
@@ -41,9 +40,6 @@ class ImageFolder final : public Dataset {
   image::Preprocess preprocess_;
   SampleSpec spec_;
   SplitIndices splits_;
-  bool augment_ = false, flip_ = false;
-  int64_t pad_ = 0;
-  std::vector<double> pad_values_;  // per channel: what a black pixel becomes after normalisation
   int64_t skipped_ = 0;
   std::string fingerprint_;
 };

@@ -40,12 +40,13 @@ FeatureInfo Synthetic::info() {
           ParamSpec::integer("width", 8).range(1, 1024).doc("image width"),
           ParamSpec::real("noise", 0.5).at_least(0.0).doc("standard deviation of the noise added to the prototypes"),
           ParamSpec::integer("data_seed", 0).doc("seeds the data and the splits (independent of the run seed)"),
-          ParamSpec::boolean("augment", false).doc("random horizontal flip during training (after any cache)"),
+          ParamSpec::removed("augment", "the dataset's random flip moved to the augmentation kind (Loom 0.4); remove "
+                                        "augment from [dataset] and add [[augmentation]] plugin = \"flip\""),
       },
   };
 }
 
-Synthetic::Synthetic(const CreateContext& ctx) : augment_(ctx.params.boolean("augment")) {
+Synthetic::Synthetic(const CreateContext& ctx) {
   const Params& p = ctx.params;
   const int64_t n_train = p.integer("samples");
   const int64_t n_test = p.integer("test_samples");
@@ -105,14 +106,5 @@ at::Tensor Synthetic::load(const at::Tensor& indices) const {
 }
 
 std::string Synthetic::fingerprint() const { return fingerprint_; }
-
-at::Tensor Synthetic::augment(const at::Tensor& batch, at::Generator& generator) const {
-  if (!augment_) return batch;
-  const int64_t n = batch.size(0);
-  const at::Tensor flip = at::randint(0, 2, {n}, generator).to(at::kBool).to(batch.device());
-  std::vector<int64_t> mask_shape(batch.dim(), 1);
-  mask_shape[0] = n;
-  return at::where(flip.view(mask_shape), batch.flip(-1), batch);
-}
 
 }  // namespace loom::builtin

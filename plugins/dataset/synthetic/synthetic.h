@@ -20,10 +20,8 @@ class Synthetic final : public Dataset {
   at::Tensor labels() const override;
   at::Tensor load(const at::Tensor& indices) const override;
   std::string fingerprint() const override;
-  at::Tensor augment(const at::Tensor& batch, at::Generator& generator) const override;
 
  private:
-  bool augment_;
   SampleSpec spec_;
   at::Tensor samples_;  // float [size, C, H, W], generated once
   at::Tensor labels_;   // int64 [size]

@@ -1,14 +1,13 @@
 // A dataset produces deterministic, preprocessed samples by index, plus labels and splits.
 //
-// The split between `load` and `augment` is the contract that makes caching correct: `load` must return
-// the same bytes for the same index every time (decode, resize, normalise — everything a cache may keep),
-// and everything random belongs in `augment`, which the host applies after any cache, per batch, with a
-// generator it seeds from the run seed.
+// `load` must return the same bytes for the same index every time (decode, resize, normalise — everything
+// a cache may keep): that is the contract that makes caching correct. Everything random belongs to the
+// augmentation kind (<loom/augmentation.h>), which the host applies after any cache, per batch. (Before
+// SDK 0.4 a dataset had its own `augment`; its crop/flip moved to the `random-crop` and `flip` ops.)
 #pragma once
 
 #include <loom/kinds.h>
 
-#include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/ScalarType.h>
 
@@ -94,11 +93,6 @@ class Dataset {
   /// Identifies everything that determines load()'s bytes (plugin name and version, the params that
   /// change preprocessing, the source files). A cache keys on it.
   virtual std::string fingerprint() const = 0;
-  /// Random augmentation of a loaded batch (training only, after any cache). Default: none.
-  virtual at::Tensor augment(const at::Tensor& batch, at::Generator& generator) const {
-    (void)generator;
-    return batch;
-  }
   /// Counts the host reports once per run in metrics.jsonl and summary.json under "dataset/<name>", e.g.
   /// {"skipped_files": 3}. Default: none.
   virtual std::map<std::string, int64_t> counters() const { return {}; }

@@ -19,11 +19,13 @@ enum class Kind {
   Communicator,
   Callback,    ///< since SDK 0.3: hooks around optimizer steps, validation and stages ([[callback]])
   MetricSink,  ///< since SDK 0.3: receives every metric record of the run ([[metric_sink]])
+  Augmentation,  ///< since SDK 0.4: ops of named per-batch training pipelines ([[augmentation]])
 };
 
-inline constexpr std::array<Kind, 9> kAllKinds = {Kind::Dataset,      Kind::Cache,        Kind::Model,
-                                                  Kind::Precision,    Kind::Accumulation, Kind::SelfTraining,
-                                                  Kind::Communicator, Kind::Callback,     Kind::MetricSink};
+inline constexpr std::array<Kind, 10> kAllKinds = {Kind::Dataset,      Kind::Cache,        Kind::Model,
+                                                   Kind::Precision,    Kind::Accumulation, Kind::SelfTraining,
+                                                   Kind::Communicator, Kind::Callback,     Kind::MetricSink,
+                                                   Kind::Augmentation};
 
 /// The kind's name as it appears in TOML table names and `loom plugins`.
 inline constexpr std::string_view to_string(Kind k) {
@@ -37,6 +39,7 @@ inline constexpr std::string_view to_string(Kind k) {
     case Kind::Communicator: return "communicator";
     case Kind::Callback: return "callback";
     case Kind::MetricSink: return "metric_sink";
+    case Kind::Augmentation: return "augmentation";
   }
   return "?";
 }

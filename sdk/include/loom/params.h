@@ -54,6 +54,9 @@ struct ParamSpec {
   std::optional<double> min, max;        ///< inclusive numeric bounds (Int, Float and their lists)
   std::vector<std::string> choices;      ///< allowed values for Choice
   std::string help;                      ///< one line, shown by `loom plugins NAME`
+  /// Set for a parameter the plugin no longer takes: a table still using it is refused at its position
+  /// with this text, which says what to write instead. Not shown as a parameter; never in Params.
+  std::string removed_hint;
 
   static ParamSpec boolean(std::string n, bool d) { return make(std::move(n), ParamType::Bool, Value{d}); }
   static ParamSpec integer(std::string n, int64_t d) { return make(std::move(n), ParamType::Int, Value{d}); }
@@ -79,6 +82,13 @@ struct ParamSpec {
     return make(std::move(n), ParamType::StringList, Value{std::move(d)});
   }
   static ParamSpec int_map(std::string n, IntMap d) { return make(std::move(n), ParamType::IntMap, Value{std::move(d)}); }
+  /// A parameter that was removed: `ParamSpec::removed("augment", "write [[augmentation]] ... instead")`.
+  static ParamSpec removed(std::string n, std::string hint) {
+    ParamSpec s = make(std::move(n), ParamType::String, std::nullopt);
+    s.removed_hint = std::move(hint);
+    return s;
+  }
+  bool is_removed() const { return !removed_hint.empty(); }
 
   ParamSpec& required() { is_required = true; default_value.reset(); return *this; }
   ParamSpec& range(double lo, double hi) { min = lo; max = hi; return *this; }

@@ -14,6 +14,7 @@
 #include <loom/library.h>
 
 #include <loom/accumulation.h>
+#include <loom/augmentation.h>
 #include <loom/cache.h>
 #include <loom/callback.h>
 #include <loom/communicator.h>

@@ -24,7 +24,7 @@ struct View {
   at::Tensor indices;   ///< int64 [n] into the dataset
   at::Tensor targets;   ///< undefined: the dataset's labels; int64 [n]: hard labels; float [n, C]: soft
   at::Tensor weights;   ///< undefined: 1 each; float [n]: per-sample loss weights
-  bool augment = true;  ///< training applies Dataset::augment (predict/evaluate never do)
+  bool augment = true;  ///< training applies the stage's augmentation pipeline (predict/evaluate never do)
 };
 
 struct TrainRequest {
@@ -35,8 +35,12 @@ struct TrainRequest {
   int64_t epochs = 0;   ///< 0: the run's [run] epochs
   View data;            ///< what to train on
   /// false: the model's dropout modules stay in eval mode during this stage (no dropout noise); the
-  /// student-noise switch of self-training. Augmentation is View::augment.
+  /// student-noise switch of self-training.
   bool dropout = true;
+  /// The augmentation pipeline ([[augmentation]] tables with this `pipeline` name) applied to this stage's
+  /// batches when data.augment is true. "default" is the tables without a `pipeline` key; a pipeline no
+  /// table names is empty (no augmentation) for "default" and an error for any other name.
+  std::string augmentation = "default";
 };
 
 struct EvalResult {
