@@ -7,6 +7,7 @@
 //   trainer        TrainerServices: stages, resume, checkpoints, predict/evaluate
 #pragma once
 
+#include "augment_pipelines.h"
 #include "callbacks.h"
 #include "data_parallel.h"
 #include "evaluation.h"
