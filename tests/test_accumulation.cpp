@@ -276,7 +276,7 @@ TEST(AccumulationRun, ResumeInsideAGroupIsExact) {
   auto cfg = [&](const fs::path& out) {
     std::string t = base_config(out, 6000, extra);
     t.replace(t.find("hidden = [32]"), 13, "hidden = [32]\ndropout = 0.2");
-    t.replace(t.find("classes = 4"), 11, "classes = 4\naugment = true");
+    t += "\n[[augmentation]]\nplugin = \"flip\"\n";
     return t.replace(t.find("epochs = 1"), 10, "epochs = 3");
   };
   const auto expected = weights(run_config(ref, "ref", cfg(ref.path())));

@@ -1,7 +1,7 @@
 // The image-folder dataset through the real plugin library and the host Registry: JPEG/PNG files written
 // here with libjpeg's and libpng's encoders; decode, resize (against torch's interpolate in Python), crop
 // and channel conversion; corrupt files under each on_error/verify policy; the errors a user can hit;
-// splits; augmentation; fingerprint; and a short `loom run` on a generated folder.
+// splits; fingerprint; and a short `loom run` on a generated folder.
 #include "image_files.h"
 #include "test_util.h"
 
@@ -446,56 +446,6 @@ TEST(ImageFolder, TrainAndTestFoldersGiveTheTestSplit) {
   EXPECT_EQ(d->indices(Split::Val).numel(), 2);
 }
 
-// ---- augmentation ------------------------------------------------------------------------------------
-
-TEST(ImageFolder, AugmentIsReproducibleAndReallyCropsAndFlips) {
-  TempDir dir;
-  for (int i = 0; i < 8; ++i) {
-    write_png(dir / "a" / (std::to_string(i) + ".png"), test_pattern(8, 8, 3, static_cast<uint32_t>(i)));
-    write_png(dir / "b" / (std::to_string(i) + ".png"), test_pattern(8, 8, 3, static_cast<uint32_t>(i + 50)));
-  }
-  const int64_t pad = 2;
-  const auto d = make(dir.path(), {{"augment", true}, {"pad", pad}});
-  const at::Tensor x = d->load(all_indices(*d));
-  auto augmented = [&](uint64_t seed) {
-    at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return d->augment(x, g);
-  };
-  const at::Tensor a = augmented(5);
-  EXPECT_TRUE(torch::equal(a, augmented(5)));
-  EXPECT_FALSE(torch::equal(a, augmented(6)));
-
-  // Every output is one window of the input padded with the normalised black, maybe mirrored.
-  const std::vector<double> black = d->spec().pixel_shift;
-  at::Tensor padded = at::empty({x.size(0), 3, 8 + 2 * pad, 8 + 2 * pad});
-  for (int c = 0; c < 3; ++c) padded.select(1, c).fill_(black[static_cast<size_t>(c)]);
-  padded.narrow(2, pad, 8).narrow(3, pad, 8).copy_(x);
-  int flipped = 0, shifted = 0;
-  for (int64_t i = 0; i < x.size(0); ++i) {
-    bool found = false;
-    for (int flip = 0; flip < 2 && !found; ++flip)
-      for (int64_t dy = 0; dy <= 2 * pad && !found; ++dy)
-        for (int64_t dx = 0; dx <= 2 * pad && !found; ++dx) {
-          at::Tensor window = padded[i].narrow(1, dy, 8).narrow(2, dx, 8);
-          if (flip) window = window.flip(2);
-          if (torch::equal(window, a[i])) {
-            found = true;
-            flipped += flip;
-            shifted += (dy != pad || dx != pad);
-          }
-        }
-    EXPECT_TRUE(found) << "sample " << i << " is no padded crop of its input";
-  }
-  EXPECT_GT(flipped, 0);
-  EXPECT_GT(shifted, 0);
-
-  const auto off = make(dir.path());
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(5);
-  EXPECT_TRUE(torch::equal(off->augment(x, g), x)) << "augment = false leaves batches alone";
-  const auto no_flip = make(dir.path(), {{"augment", true}, {"pad", int64_t{0}}, {"flip", false}});
-  EXPECT_TRUE(torch::equal(no_flip->augment(x, g), x)) << "pad 0 without flip has nothing to do";
-}
-
 // ---- fingerprint -------------------------------------------------------------------------------------
 
 TEST(ImageFolder, FingerprintNamesItsInputsAndChangesWithThem) {
@@ -510,8 +460,7 @@ TEST(ImageFolder, FingerprintNamesItsInputsAndChangesWithThem) {
             0u)
       << fp;
   EXPECT_EQ(make(dir.path())->fingerprint(), fp);
-  EXPECT_EQ(make(dir.path(), {{"split_seed", int64_t{3}}, {"augment", true}})->fingerprint(), fp)
-      << "splits and augmentation do not change load()'s bytes";
+  EXPECT_EQ(make(dir.path(), {{"split_seed", int64_t{3}}})->fingerprint(), fp) << "splits do not change load()'s bytes";
   EXPECT_TRUE(contains(make(dir.path(), {{"resize", int64_t{6}}})->fingerprint(), ";resize=6;"));
   EXPECT_NE(make(dir.path(), {{"interpolation", std::string("area")}})->fingerprint(), fp);
   EXPECT_NE(make(dir.path(), {{"dtype", std::string("float16")}})->fingerprint(), fp);
@@ -542,9 +491,9 @@ plugin = "image-folder"
 root = "images"
 channels = 1
 on_error = "skip"
-augment = true
-pad = 1
-flip = false   # the classes differ by quadrant: a mirror would turn one class into another
+[[augmentation]]   # no flip: the classes differ by quadrant, a mirror would turn one class into another
+plugin = "random-crop"
+padding = 1
 [model]
 plugin = "mlp"
 hidden = [32]

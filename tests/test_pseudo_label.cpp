@@ -262,6 +262,7 @@ TEST(PseudoLabelLoss, SoftAndHardTargetsMatchPyTorchCrossEntropy) {
     in["soft"].push_back(s);
     in["hard"].push_back(hard[i].item<int64_t>());
   }
+  in["label_smoothing"] = 0.1;
   write_file(dir / "in.json", in.dump());
   const CommandResult py = run(std::string(LOOM_TEST_PYTHON) + " " + LOOM_TEST_SOURCE_DIR +
                                "/tests/python/cross_entropy_reference.py " + (dir / "in.json").string());
@@ -274,6 +275,14 @@ TEST(PseudoLabelLoss, SoftAndHardTargetsMatchPyTorchCrossEntropy) {
     EXPECT_NEAR(soft_loss[i].item<float>(), ref["soft"][i].get<double>(), 1e-5 * (1 + ref["soft"][i].get<double>()));
     EXPECT_NEAR(hard_loss[i].item<float>(), ref["hard"][i].get<double>(), 1e-5 * (1 + ref["hard"][i].get<double>()));
   }
+  // [loss] label_smoothing: torch's cross_entropy(label_smoothing = 0.1), for both kinds of target.
+  const at::Tensor soft_ls = host::per_sample_loss(logits, soft, 0.1), hard_ls = host::per_sample_loss(logits, hard, 0.1);
+  for (int64_t i = 0; i < 6; ++i) {
+    const double s = ref["soft_smoothed"][i].get<double>(), h = ref["hard_smoothed"][i].get<double>();
+    EXPECT_NEAR(soft_ls[i].item<float>(), s, 1e-5 * (1 + s));
+    EXPECT_NEAR(hard_ls[i].item<float>(), h, 1e-5 * (1 + h));
+  }
+  EXPECT_GT(std::abs(hard_ls[0].item<float>() - hard_loss[0].item<float>()), 1e-4) << "the smoothing has teeth";
   // A one-hot soft target is the hard label's loss.
   EXPECT_NEAR(soft_loss[5].item<float>(), host::per_sample_loss(logits.narrow(0, 5, 1), longs({1}))[0].item<float>(), 1e-6);
 }
@@ -299,8 +308,8 @@ TEST(PseudoLabelPredict, RunsInEvalModeWithoutAugmentation) {
   TempDir dir;
   // Dropout 0.9 and a random flip: either one, if predict() let it through, changes the probabilities.
   write_file(dir / "c.toml", "[run]\nseed = 3\nthreads = 1\ndevice = \"cpu\"\n[loader]\neval_batch_size = 16\n"
-                             "[dataset]\nplugin = \"synthetic\"\nsamples = 256\nlabeled_fraction = 0.5\naugment = true\n"
-                             "[model]\nplugin = \"mlp\"\nhidden = [32]\ndropout = 0.9\n");
+                             "[dataset]\nplugin = \"synthetic\"\nsamples = 256\nlabeled_fraction = 0.5\n"
+                             "[[augmentation]]\nplugin = \"flip\"\n[model]\nplugin = \"mlp\"\nhidden = [32]\ndropout = 0.9\n");
   HostSetup setup(dir / "c.toml");
   host::HostRunContext ctx(setup.logger, c10::kCPU, 3, 1, dir / "run", {});
   fs::create_directories(dir / "run");
@@ -322,8 +331,7 @@ TEST(PseudoLabelPredict, RunsInEvalModeWithoutAugmentation) {
   const at::Tensor x = plugins.dataset->load(pool.indices);
   model->eval();
   const at::Tensor clean = at::softmax(model->forward(x), 1);
-  at::Generator g = ctx.generator("test/flip");
-  const at::Tensor flipped = at::softmax(model->forward(plugins.dataset->augment(x, g)), 1);
+  const at::Tensor flipped = at::softmax(model->forward(x.flip(-1)), 1);
   model->train();
   const at::Tensor dropped = at::softmax(model->forward(x), 1);
   EXPECT_TRUE(at::allclose(first, clean, 1e-5, 1e-7));

@@ -71,8 +71,33 @@ TEST_F(EveryPlugin, Datasets) {
     EXPECT_TRUE(torch::equal(x, d->load(labeled.slice(0, 0, 4)))) << "load must be deterministic";
     EXPECT_EQ(d->labels().size(0), d->size());
     EXPECT_FALSE(d->fingerprint().empty());
-    at::Generator gen = ctx.generator("test");
-    EXPECT_EQ(d->augment(x, gen).sizes(), x.sizes());
+  }
+}
+
+TEST_F(EveryPlugin, Augmentations) {
+  // On image-folder's data, which declares a pixel affine (ops such as randaugment need one).
+  const host::Feature* folder = registry.find(Kind::Dataset, "image-folder");
+  ASSERT_NE(folder, nullptr);
+  dataset = make<Dataset>(*folder);
+  const at::Tensor idx = dataset->indices(Split::Labeled).slice(0, 0, 8);
+  const at::Tensor x = dataset->load(idx), y = dataset->labels().index_select(0, idx);
+  for (const host::Feature* f : registry.features(Kind::Augmentation)) {
+    SCOPED_TRACE(f->info.name);
+    auto op = make<Augmentation>(*f);
+    auto run = [&](uint64_t seed) {
+      AugmentBatch b{x, y, {}};
+      at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
+      op->apply(b, g);
+      return b;
+    };
+    const at::Tensor x_before = x.clone();
+    const AugmentBatch a = run(3), again = run(3);
+    EXPECT_EQ(a.x.sizes(), x.sizes());
+    EXPECT_EQ(a.x.scalar_type(), x.scalar_type());
+    EXPECT_EQ(a.y.size(0), x.size(0));
+    EXPECT_TRUE(torch::equal(a.x, again.x)) << "the same generator seed gives the same batch";
+    EXPECT_TRUE(torch::equal(a.y, again.y));
+    EXPECT_TRUE(torch::equal(x, x_before)) << "the input batch is left untouched";
   }
 }
 

@@ -3,7 +3,8 @@
 
 Reads a JSON file {"logits": [[...], ...], "soft": [[...], ...], "hard": [...]} and prints
 {"soft": [...], "hard": [...]}: torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-with probability targets (soft pseudo labels) and with class-index targets, in float32."""
+with probability targets (soft pseudo labels) and with class-index targets, in float32; and the same
+with label_smoothing = data["label_smoothing"] ("soft_smoothed", "hard_smoothed")."""
 import json
 import sys
 
@@ -17,9 +18,12 @@ def main() -> int:
     logits = torch.tensor(data["logits"], dtype=torch.float32)
     soft = torch.tensor(data["soft"], dtype=torch.float32)
     hard = torch.tensor(data["hard"], dtype=torch.int64)
+    s = float(data.get("label_smoothing", 0.0))
     print(json.dumps({
         "soft": F.cross_entropy(logits, soft, reduction="none").tolist(),
         "hard": F.cross_entropy(logits, hard, reduction="none").tolist(),
+        "soft_smoothed": F.cross_entropy(logits, soft, reduction="none", label_smoothing=s).tolist(),
+        "hard_smoothed": F.cross_entropy(logits, hard, reduction="none", label_smoothing=s).tolist(),
     }))
     return 0
 
