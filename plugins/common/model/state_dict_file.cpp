@@ -1,13 +1,9 @@
 #include "common/model/state_dict_file.h"
 
-#include <ATen/core/Dict.h>
-#include <ATen/core/ivalue.h>
-#include <c10/util/Exception.h>
-#include <torch/csrc/autograd/grad_mode.h>
-#include <torch/csrc/jit/serialization/pickle.h>
+#include "common/model/torch_file.h"
 
-#include <fstream>
-#include <iterator>
+#include <torch/csrc/autograd/grad_mode.h>
+
 #include <map>
 #include <stdexcept>
 #include <vector>
@@ -21,44 +17,6 @@ std::string shape_string(at::IntArrayRef shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
   return out + "]";
-}
-
-std::string trimmed(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-std::vector<char> read_bytes(const std::filesystem::path& file, const std::string& where) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::invalid_argument(where + " cannot be opened (does it exist?)");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw std::invalid_argument(where + " could not be read");
-  return bytes;
-}
-
-std::map<std::string, at::Tensor> read_state_dict(const std::vector<char>& bytes, const std::string& where) {
-  c10::IValue loaded;
-  try {
-    loaded = torch::jit::pickle_load(bytes);
-  } catch (const c10::Error& e) {
-    // LibTorch's own message (e.g. "failed finding central directory") without its C++ backtrace.
-    throw std::invalid_argument(where + " cannot be read as a state_dict (" + trimmed(e.what_without_backtrace()) +
-                                "); " + kHowToSave);
-  }
-  if (!loaded.isGenericDict())
-    throw std::invalid_argument(where + " holds a " + loaded.tagKind() + ", not a state_dict (a dict of tensors); " +
-                                kHowToSave);
-  std::map<std::string, at::Tensor> tensors;
-  for (const auto& entry : loaded.toGenericDict()) {
-    if (!entry.key().isString())
-      throw std::invalid_argument(where + " has a " + entry.key().tagKind() + " key; a state_dict's keys are strings");
-    const std::string key = entry.key().toStringRef();
-    if (!entry.value().isTensor())
-      throw std::invalid_argument(where + ": '" + key + "' is a " + entry.value().tagKind() + ", not a tensor; " +
-                                  kHowToSave);
-    tensors.emplace(key, entry.value().toTensor());
-  }
-  return tensors;
 }
 
 bool is_batch_counter(const std::string& key) {
@@ -79,7 +37,12 @@ std::string key_list(const std::vector<std::string>& keys) {
 
 void load_state_dict_file(torch::nn::Module& module, const std::filesystem::path& file, const std::string& who) {
   const std::string where = who + ": weights file '" + file.string() + "'";
-  const std::map<std::string, at::Tensor> source = read_state_dict(read_bytes(file, where), where);
+  std::map<std::string, at::Tensor> source;
+  try {
+    source = read_tensor_dict(file, where);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string(e.what()) + "; " + kHowToSave);
+  }
 
   std::map<std::string, at::Tensor> target;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) target.emplace(item.key(), item.value());
