@@ -7,14 +7,15 @@
 #include "registry.h"
 #include "run_context.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-using namespace loom;
-using namespace loom::test;
-
+namespace loom::test {
 namespace {
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 class SimpleOps : public ::testing::Test {
  protected:
@@ -89,8 +90,6 @@ class SimpleOps : public ::testing::Test {
 
 at::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
-}  // namespace
-
 TEST_F(SimpleOps, RandomCropEqualsTorchvisionPadThenCrop) {
   for (const std::string mode : {"zero", "reflect"}) {
     SCOPED_TRACE(mode);
@@ -103,7 +102,7 @@ TEST_F(SimpleOps, RandomCropEqualsTorchvisionPadThenCrop) {
     at::Generator replay = seeded(11);
     (void)at::rand({6}, replay, at::TensorOptions().dtype(at::kDouble));
     const at::Tensor top = at::randint(0, 2 * padding + 1, {6}, replay), left = at::randint(0, 2 * padding + 1, {6}, replay);
-    EXPECT_GT(at::unique_dim(at::stack({top, left}, 1), 0).size(0), 1) << "the offsets vary per sample";
+    EXPECT_GT(std::get<0>(at::unique_dim(at::stack({top, left}, 1), 0)).size(0), 1) << "the offsets vary per sample";
     const SampleSpec spec = dataset->spec();
     const nlohmann::json ref = reference(to_unit_pixels(x, spec), padding, mode == "zero" ? "constant" : "reflect", top,
                                          left, at::zeros({6}, at::kBool), false);
@@ -194,3 +193,6 @@ TEST(AugmentConfig, PipelineNamesAreCheckedAndKeptInTheResolvedConfig) {
   EXPECT_TRUE(contains(resolved, "pipeline = 'strong'") || contains(resolved, "pipeline = \"strong\"")) << resolved;
   EXPECT_TRUE(contains(resolved, "label_smoothing = 0.1")) << resolved;
 }
+
+}  // namespace
+}  // namespace loom::test
