@@ -11,15 +11,17 @@ import json
 import subprocess
 import sys
 
-KIND_ORDER = ["dataset", "cache", "model", "precision", "accumulation", "self_training", "communicator", "callback",
-              "metric_sink"]
+KIND_ORDER = ["dataset", "cache", "model", "augmentation", "precision", "accumulation", "self_training", "communicator",
+              "callback", "metric_sink"]
 # Kinds a config lists as arrays of tables, any number of them: [[metric_sink]] plugin = "csv".
-ARRAY_KINDS = {"callback", "metric_sink"}
+ARRAY_KINDS = {"callback", "metric_sink", "augmentation"}
 TABLE_DOCS = {
     "run": "Run-wide settings.",
     "loader": "The training/evaluation loader (micro-batch size, prefetch depth).",
     "optimizer": "Built-in optimizer.",
     "lr_schedule": "Built-in learning-rate schedule, counted in optimizer steps (never micro-batches).",
+    "loss": "The training loss: hard (class index) and soft (probability) targets, e.g. from mixup/CutMix or soft "
+            "pseudo labels, through one code path.",
 }
 
 
@@ -87,8 +89,10 @@ def main():
             "`[KIND]` with `plugin = \"NAME\"` plus that plugin's parameters. `[dataset]` and `[model]` are",
             "required; a missing `[cache]`, `[precision]`, `[accumulation]`, `[self_training]` or `[communicator]`",
             "table means its neutral plugin (`none`, `fp32`, `none`, `none`, `none`).",
-            "`[[callback]]` and `[[metric_sink]]` are arrays of tables: any number, run in file order; the",
-            "`jsonl` metric sink (metrics.jsonl) is always there, first, even when not listed.", ""]
+            "`[[augmentation]]`, `[[callback]]` and `[[metric_sink]]` are arrays of tables: any number, run in file",
+            "order; the `jsonl` metric sink (metrics.jsonl) is always there, first, even when not listed. An",
+            "`[[augmentation]]` table also takes `pipeline = \"NAME\"` (default `\"default\"`): the named pipeline",
+            "it belongs to (docs/augmentation.md).", ""]
     plugins = sorted(data["plugins"], key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]))
     for p in plugins:
         table_name = f"[{p['kind']}]" if p["kind"] in ARRAY_KINDS else p["kind"]

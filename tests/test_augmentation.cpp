@@ -165,9 +165,9 @@ TEST(AugmentConfig, OldDatasetKeysAreRefusedWithTheTablesToWrite) {
   write_file(dir / "c.toml", "[dataset]\nplugin = \"fashion-mnist\"\naugment = true\npad = 2\n[model]\nplugin = \"cnn\"\n");
   const CommandResult r = loom("check " + (dir / "c.toml").string());
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_TRUE(contains(r.output, "c.toml:3:1: 'augment' in [dataset] (plugin 'fashion-mnist') is no longer a parameter"))
+  EXPECT_TRUE(contains(r.output, "c.toml:3:1: error: 'augment' in [dataset] (plugin 'fashion-mnist') is no longer a parameter"))
       << r.output;
-  EXPECT_TRUE(contains(r.output, "c.toml:4:1: 'pad' in [dataset]")) << r.output;
+  EXPECT_TRUE(contains(r.output, "c.toml:4:1: error: 'pad' in [dataset]")) << r.output;
   EXPECT_TRUE(contains(r.output, "[[augmentation]] plugin = \"random-crop\" padding = <pad> followed by [[augmentation]] "
                                  "plugin = \"flip\""))
       << r.output;
@@ -179,7 +179,7 @@ TEST(AugmentConfig, PipelineNamesAreCheckedAndKeptInTheResolvedConfig) {
                                "[[augmentation]]\nplugin = \"flip\"\npipeline = \"Strong One\"\n");
   const CommandResult bad = loom("check " + (dir / "bad.toml").string());
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_TRUE(contains(bad.output, "bad.toml:7:12: 'pipeline' in [augmentation[0]] must name a pipeline")) << bad.output;
+  EXPECT_TRUE(contains(bad.output, "bad.toml:7:12: error: 'pipeline' in [augmentation[0]] must name a pipeline")) << bad.output;
 
   write_file(dir / "good.toml", "[run]\nthreads = 1\ndevice = \"cpu\"\noutput_dir = \"out\"\n[dataset]\nplugin = \"synthetic\"\n"
                                 "samples = 128\n[model]\nplugin = \"mlp\"\nhidden = [8]\n[[augmentation]]\nplugin = \"flip\"\n"
