@@ -129,7 +129,7 @@ TEST_F(ConfigErrorsTest, MissingRequiredTable) {
   auto e = errors_of(dir, "[dataset]\nplugin = \"synthetic\"\n");
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0], file() + ":1:1: error: missing required table [model]; add it with plugin = \"<name>\" (known model "
-                           "plugins: cnn, mlp)");
+                           "plugins: cnn, mlp, resnet, wide-resnet)");
 }
 
 TEST_F(ConfigErrorsTest, UnknownPluginListsKnownOnes) {

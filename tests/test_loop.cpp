@@ -81,7 +81,9 @@ TEST(GuardedCalls, PrecisionStepFailureNamesThePluginAndLeavesAResumableCheckpoi
 }
 
 TEST(GuardedCalls, DatasetLoadFailureOnTheLoaderThreadNamesThePlugin) {
-  SyntheticRun r("", quote(kThrowingDir), {{"dataset", "[dataset]\nplugin = \"fixture-throwing\"\nfail_at_load = 3\n"}});
+  // The fixture's samples are 1-D: no flip (the synthetic config's [[augmentation]]).
+  SyntheticRun r("", quote(kThrowingDir),
+                 {{"dataset", "[dataset]\nplugin = \"fixture-throwing\"\nfail_at_load = 3\n"}, {"[augmentation]", ""}});
   const CommandResult c = r.run_to_end("out", {"loader.prefetch=2", "loader.batch_size=8"});
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_NE(c.output.find("dataset plugin 'fixture-throwing' (libloom_fixture_throwing.so) failed in load: "

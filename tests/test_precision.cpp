@@ -650,6 +650,8 @@ TEST_F(PrecisionPlugins, AutocastScopeRestoresStateAlsoOnExceptionsAndWhenNested
 }
 
 TEST_F(PrecisionPlugins, ChannelsLastConvertsFourDimensionalParameters) {
+  // Seeded: with unlucky random weights amp-fp16's first step (scale 65536) overflows and is skipped.
+  torch::manual_seed(0);
   for (const char* name : {"fp32", "amp-bf16", "amp-fp16"}) {
     SCOPED_TRACE(name);
     auto p = make(name, {{"channels_last", true}});
