@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loom's build wrapper. Every command sets up first (idempotent, quick when dependencies are present).
-#   ./build.sh quickstart [--set k=v …]   set up, build, train configs/quickstart.toml on Fashion-MNIST
+#   ./build.sh quickstart [--set k=v …]   set up, build loom and its plugins (no tests), train configs/quickstart.toml
 #   ./build.sh test                       set up, build, run the whole test suite (ctest)
 #   ./build.sh build                      set up and build only
 #   ./build.sh setup                      install dependencies only
@@ -18,6 +18,7 @@ export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
 
 setup() { bash scripts/setup.sh; }
 
+# $1: a target to build (default: everything, tests included).
 build() {
   setup
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
@@ -25,7 +26,7 @@ build() {
     cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR/configure.log" 2>&1 ||
       { cat "$BUILD_DIR/configure.log"; rm -f "$BUILD_DIR/CMakeCache.txt"; exit 1; }
   fi
-  cmake --build "$BUILD_DIR" -j"$JOBS"
+  cmake --build "$BUILD_DIR" -j"$JOBS" ${1:+--target "$1"}
 }
 
 cmd=${1:-}
@@ -38,7 +39,7 @@ case "$cmd" in
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" "$@"
     ;;
   quickstart)
-    build
+    build loom_runtime   # loom and its plugins only: the tests are the test command's
     "$BUILD_DIR/bin/loom" run configs/quickstart.toml "$@"
     ;;
   *)

@@ -25,6 +25,8 @@ function(loom_add_plugin target)
     message(FATAL_ERROR "loom_add_plugin(${target}): unknown arguments: ${ARG_UNPARSED_ARGUMENTS}")
   endif()
   add_library(${target} MODULE ${ARG_SOURCES})
+  # Every plugin built in this project, for the `loom_runtime` target (loom + its plugins, no tests).
+  set_property(GLOBAL APPEND PROPERTY LOOM_PLUGIN_TARGETS ${target})
   target_link_libraries(${target} PRIVATE Loom::sdk ${ARG_LINK})
   set_target_properties(${target} PROPERTIES
     PREFIX "lib"

@@ -10,6 +10,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 namespace loom::test {
@@ -145,6 +146,23 @@ TEST_F(SimpleOps, ReflectPaddingWiderThanTheImageIsRefused) {
     FAIL() << "expected an error";
   } catch (const std::exception& e) {
     EXPECT_TRUE(contains(e.what(), "padding < the image's height and width (28x28)")) << e.what();
+  }
+}
+
+TEST_F(SimpleOps, EveryOpOnCudaMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  // Each op's draws come from the CPU generator whatever the device, so the same seed must give the same
+  // batch on both (nearest-neighbour geometry and per-sample blends agree to float rounding).
+  for (const host::Feature* f : registry.features(Kind::Augmentation)) {
+    SCOPED_TRACE(f->info.name);
+    auto o = op(f->info.name, {});
+    AugmentBatch cpu{x, y, {}}, gpu{x.to(at::kCUDA), y.to(at::kCUDA), {}};
+    at::Generator g1 = seeded(9), g2 = seeded(9);
+    o->apply(cpu, g1);
+    o->apply(gpu, g2);
+    EXPECT_TRUE(gpu.x.is_cuda());
+    EXPECT_TRUE(at::allclose(gpu.x.cpu(), cpu.x, 1e-5, 1e-5)) << (gpu.x.cpu() - cpu.x).abs().max().item<float>();
+    EXPECT_TRUE(at::allclose(gpu.y.cpu().to(at::kDouble), cpu.y.to(at::kDouble), 1e-6, 1e-6));
   }
 }
 
