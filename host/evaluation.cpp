@@ -38,9 +38,7 @@ void check_view(const View& view, int64_t dataset_size, const char* what) {
 }
 
 at::Tensor correct_count(const at::Tensor& logits, const at::Tensor& targets) {
-  const at::Tensor predicted = logits.argmax(1);
-  const at::Tensor truth = targets.dim() == 2 ? targets.argmax(1) : targets;
-  return predicted.eq(truth).sum();
+  return logits.argmax(1).eq(target_classes(targets)).sum();
 }
 
 EvalSums Evaluator::run(Model& model, const View& view, bool keep_probabilities) const {
