@@ -43,6 +43,8 @@ const AugmentPipeline* AugmentPipelines::find(const std::string& name) const {
 std::vector<std::string> AugmentPipelines::names() const {
   std::vector<std::string> out;
   for (const auto& [n, p] : pipelines_) out.push_back(n);
+  // "default" always exists: without [[augmentation]] tables it is the empty pipeline.
+  if (!pipelines_.count("default")) out.insert(out.begin(), "default");
   return out;
 }
 

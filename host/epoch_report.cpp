@@ -57,13 +57,15 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
 
   // Validation runs on a callback's substitute (EMA weights) when one offers it; the live model's figures
   // are reported beside them.
+  // [run] val_every skips validation (and on_validation_end) in all but every n-th epoch and the last.
+  const bool validate = report.epoch % loop.options.val_every == 0 || report.epoch == run.info.epochs;
   Model* substitute = loop.callbacks.eval_model(run.model);
   Model& evaluated = substitute ? *substitute : run.model;
   View val;
   val.indices = loop.dataset.indices(Split::Val).to(at::kLong).contiguous();
   m["val_loss"] = std::monostate{};
   m["val_accuracy"] = std::monostate{};
-  if (val.indices.numel() > 0) {
+  if (validate && val.indices.numel() > 0) {
     const EvalResult r = loop.evaluator.evaluate(evaluated, val);
     m["val_loss"] = r.loss;
     m["val_accuracy"] = r.accuracy;
@@ -75,7 +77,7 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
   }
   for (const auto& [k, v] : loop.precision.epoch_metrics()) m[k] = v;
   for (const auto& [k, v] : loop.callbacks.epoch_metrics()) m[k] = v;
-  loop.callbacks.validation_end(report, evaluated, loop.control);
+  if (validate) loop.callbacks.validation_end(report, evaluated, loop.control);
 
   MetricRecord record;
   record.kind = RecordKind::Epoch;

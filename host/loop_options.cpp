@@ -13,6 +13,7 @@ LoopOptions LoopOptions::from(const ResolvedConfig& config, c10::Device device) 
   o.prefetch = prefetch >= 0 ? prefetch : device.is_cuda() ? 2 : 0;
   o.shuffle = config.loader.boolean("shuffle");
   o.epochs = config.run.integer("epochs");
+  o.val_every = config.run.integer("val_every");
   o.log_every_seconds = static_cast<double>(config.run.integer("log_every_seconds"));
   o.sync_bn = config.run.boolean("sync_bn");
   o.verify_replicas = config.run.boolean("verify_replicas");

@@ -16,6 +16,7 @@ struct LoopOptions {
   int64_t prefetch = 0;           ///< [loader] prefetch with auto resolved for the device
   bool shuffle = true;
   int64_t epochs = 1;             ///< [run] epochs: a stage's default
+  int64_t val_every = 1;          ///< [run] val_every: validate every n-th epoch and a stage's last
   double log_every_seconds = 10;
   bool sync_bn = false, verify_replicas = false;
   bool test_on_best = false;      ///< [run] test_on = "best"

@@ -197,6 +197,40 @@ std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry&
   return choice;
 }
 
+/// [student_model]: without a `plugin` key (or naming [model]'s plugin) its keys replace [model]'s, so
+/// `channels = [64, 128]` alone makes a wider student; naming another model plugin takes only its own keys.
+void resolve_student_model(const Config& config, const Registry& registry, TableChecker& checker,
+                           std::vector<ConfigError>& errors, ResolvedConfig& out) {
+  const toml::table* student = config.root()["student_model"].as_table();
+  if (!student) return;
+  const auto model = out.plugins.find(Kind::Model);
+  if (model == out.plugins.end() || model->second.empty()) return;  // [model]'s own error says what is wrong
+  const PluginChoice& main = model->second.front();
+  const toml::node* plugin = student->get("plugin");
+  if (plugin && plugin->is_string() && std::string(*plugin->as_string()) != main.feature->info.name) {
+    if (auto choice = resolve_plugin(config, registry, checker, errors, kind_info(Kind::Model), "student_model", student))
+      out.student_model = std::move(*choice);
+    return;
+  }
+  if (plugin && !plugin->is_string()) {
+    errors.push_back({config.pos_of("student_model", "plugin", *plugin),
+                      "'plugin' in [student_model] must be a string naming a model plugin, found " +
+                          describe_node(*plugin)});
+    return;
+  }
+  // [model]'s keys, then [student_model]'s over them; each keeps its own file position for errors.
+  toml::table merged;
+  if (const toml::table* base = config.root()["model"].as_table())
+    for (auto&& [k, v] : *base) merged.insert_or_assign(k, v);
+  for (auto&& [k, v] : *student) merged.insert_or_assign(k, v);
+  merged.insert_or_assign("plugin", main.feature->info.name);
+  PluginChoice choice;
+  choice.feature = main.feature;
+  choice.params = checker.check("student_model", " (plugin '" + main.feature->info.name + "', over [model])", &merged,
+                                main.feature->info.params, true);
+  out.student_model = std::move(choice);
+}
+
 }  // namespace
 
 std::vector<fs::path> early_plugin_paths(const Config& config) {
@@ -217,7 +251,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   out.file = fs::absolute(config.file(), ec);
   if (ec) errors.push_back({SourcePos{config.file().string()}, "cannot make the config file's path absolute: " + ec.message()});
 
-  std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule", "loss"};
+  std::vector<std::string> known_tables = {"run", "loader", "optimizer", "lr_schedule", "loss", "student_model"};
   for (const KindInfo& k : kind_table()) known_tables.push_back(k.table);
   for (auto&& [key, node] : config.root()) {
     const std::string name(key.str());
@@ -290,6 +324,8 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
       list.push_back(std::move(*choice));
     }
   }
+
+  resolve_student_model(config, registry, checker, errors, out);
 
   // A run refuses test_on = "best" unless a callback keeps a best model; without any [[callback]] none
   // can, and check should say so rather than pass a config the run rejects.

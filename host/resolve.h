@@ -37,6 +37,9 @@ struct ResolvedConfig {
   /// Per kind, in file order: exactly one for kinds of Cardinality::One (kinds_table.h), any number for
   /// the others (the always-present plugin first).
   std::map<Kind, std::vector<PluginChoice>> plugins;
+  /// [student_model]: the model self-training students are created from (TrainerServices::
+  /// create_student_model); its keys replace [model]'s, or it names another model plugin. nullopt: none.
+  std::optional<PluginChoice> student_model;
 
   /// The plugin of a one-per-run kind.
   const PluginChoice& one(Kind kind) const;

@@ -55,6 +55,11 @@ toml::table ResolvedConfig::to_toml() const {
     }
     if (info.cardinality == Cardinality::Many && !many.empty()) root.insert_or_assign(info.table, std::move(many));
   }
+  if (student_model) {
+    toml::table t = params_table(student_model->params);
+    t.insert("plugin", student_model->feature->info.name);
+    root.insert_or_assign("student_model", std::move(t));
+  }
   return root;
 }
 

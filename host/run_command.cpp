@@ -106,6 +106,8 @@ int check_command(const fs::path& config_file, const std::vector<std::string>& o
       check_dataset(*plugins.run.dataset, config.one(Kind::Dataset).feature->info.name);
       const PluginChoice& model = config.one(Kind::Model);
       registry.create<Model>(*model.feature, {model.params, context, plugins.run.dataset});
+      if (config.student_model)
+        registry.create<Model>(*config.student_model->feature, {config.student_model->params, context, plugins.run.dataset});
     } catch (const std::exception& e) {
       std::cerr << config_file.string() << ": error: " << error_text(e) << "\n";
       return 1;

@@ -15,6 +15,9 @@ const Schema& run_schema() {
       ParamSpec::string_list("plugin_paths", {}).doc("extra plugin directories, relative to this file"),
       ParamSpec::integer("threads", 0).range(0, 1024)
           .doc("intra-op CPU threads; 0 = all available cores (divided among the ranks on this host)"),
+      ParamSpec::integer("val_every", 1).range(1, 1000000)
+          .doc("validate every n-th epoch of a stage and its last (callbacks' on_validation_end fires then only); "
+               "> 1 saves time when an epoch is short next to the validation split"),
       ParamSpec::integer("log_every_seconds", 10)
           .range(1, 3600)
           .doc("interval of plain progress lines when stderr is not a terminal"),

@@ -86,8 +86,42 @@ View Trainer::split(Split split) const {
   return v;
 }
 
-std::shared_ptr<Model> Trainer::create_model() {
-  const PluginChoice& choice = config_.one(Kind::Model);
+std::shared_ptr<Model> Trainer::create_model() { return create_from(config_.one(Kind::Model)); }
+
+std::shared_ptr<Model> Trainer::create_student_model() {
+  if (!config_.student_model) return create_model();
+  std::shared_ptr<Model> model = create_from(*config_.student_model);
+  student_models_.push_back(model);
+  return model;
+}
+
+const PluginChoice& Trainer::architecture_of(const Model& model) const {
+  for (const auto& weak : student_models_)
+    if (auto m = weak.lock(); m.get() == &model) return *config_.student_model;
+  return config_.one(Kind::Model);
+}
+
+std::shared_ptr<Model> Trainer::stage_weights(const std::string& stage, StageWeights which) {
+  if (!finished_stages_.count(stage))
+    throw std::invalid_argument("stage_weights: stage '" + stage + "' has not finished in this run");
+  const bool substituted = averaged_stages_.count(stage) > 0;
+  if (which == StageWeights::Averaged && !substituted) return nullptr;
+  const std::filesystem::path file = substituted ? stage_file(stage, which) : stage_file(stage);
+  const PluginChoice& choice = student_stages_.count(stage) ? *config_.student_model : config_.one(Kind::Model);
+  // Not one of the run's models (as clone_model): the seed counter and the random streams stay untouched.
+  const at::Tensor rng = rng_state(c10::Device(c10::kCPU));
+  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
+  set_rng_state(c10::Device(c10::kCPU), rng);
+  model->to(context_.device());
+  plugins_.precision->prepare(*model, context_.device());
+  // Rank 0 wrote the file and reads it; the other ranks take its weights (their run_dir may be a scratch
+  // directory, or rank 0 may still be writing).
+  if (dp_.primary()) read_model(file, *model);
+  dp_.broadcast_model(*model);
+  return model;
+}
+
+std::shared_ptr<Model> Trainer::create_from(const PluginChoice& choice) {
   // Seeded per call, so the k-th model of a resumed run is the k-th model of the original run.
   torch::manual_seed(derive_seed(context_.seed(), "model/" + std::to_string(models_created_++)));
   std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
@@ -98,7 +132,7 @@ std::shared_ptr<Model> Trainer::create_model() {
 }
 
 std::shared_ptr<Model> Trainer::clone_model(const Model& source) {
-  const PluginChoice& choice = config_.one(Kind::Model);
+  const PluginChoice& choice = architecture_of(source);
   // Not one of the run's models: the seed counter and every random stream stay as they were.
   const at::Tensor rng = rng_state(c10::Device(c10::kCPU));
   std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
@@ -122,6 +156,7 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   if (!stages_seen_.insert(request.stage).second)
     throw std::invalid_argument("train: stage name '" + request.stage +
                                 "' was used twice in this run; every stage needs its own name (e.g. \"round2/student\")");
+  if (config_.student_model && &architecture_of(model) == &*config_.student_model) student_stages_.insert(request.stage);
   stage_ = request.stage;
   round_ = request.round;
   const std::filesystem::path finished = stage_file(request.stage);
@@ -134,6 +169,8 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   }();
   if (!checkpoint_in_this_stage && std::filesystem::exists(finished)) {
     read_model(finished, model);
+    finished_stages_.insert(request.stage);
+    if (std::filesystem::exists(stage_file(request.stage, StageWeights::Averaged))) averaged_stages_.insert(request.stage);
     context_.logger().info("stage '" + request.stage + "' had finished before the run was stopped; loaded its weights from " +
                            finished.string());
     return;
@@ -225,10 +262,21 @@ void Trainer::run_stage(Loop& loop, StageRun& run) {
   }
   // The stage's result is what the model holds after on_stage_end (EMA copies its weights in there); the
   // stage file is written before the checkpoint that marks the stage done, so a resume finds one or the other.
+  // Where a callback evaluates an averaged model in place of the live one (ema), both are kept too, for
+  // stage_weights(): the live weights before on_stage_end, the averaged ones after it.
+  const bool substituted = plugins_.callbacks.eval_model(run.model) != nullptr;
+  if (substituted && dp_.primary()) {
+    make_directories(stage_file(pos.stage).parent_path());
+    write_model(stage_file(pos.stage, StageWeights::Live), run.model);
+  }
   plugins_.callbacks.stage_end(run.info, run.model, control_);
   pos.stage_done = true;
+  finished_stages_.insert(pos.stage);
+  if (substituted) averaged_stages_.insert(pos.stage);
   if (dp_.primary()) {
     make_directories(stage_file(pos.stage).parent_path());
+    if (Model* averaged = substituted ? plugins_.callbacks.eval_model(run.model) : nullptr)
+      write_model(stage_file(pos.stage, StageWeights::Averaged), *averaged);
     write_model(stage_file(pos.stage), run.model);
   }
   save_checkpoint(run, pos);

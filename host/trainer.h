@@ -50,6 +50,9 @@ class Trainer final : public TrainerServices {
   const Dataset& dataset() const override { return *plugins_.dataset; }
   View split(Split split) const override;
   std::shared_ptr<Model> create_model() override;
+  std::shared_ptr<Model> create_student_model() override;
+  std::shared_ptr<Model> stage_weights(const std::string& stage, StageWeights which) override;
+  std::vector<std::string> augmentation_pipelines() const override { return plugins_.augmentations.names(); }
   void train(Model& model, const TrainRequest& request) override;
   at::Tensor predict(Model& model, const View& view) override { return evaluator_.predict(model, view); }
   EvalResult evaluate(Model& model, const View& view) override { return evaluator_.evaluate(model, view); }
@@ -69,9 +72,18 @@ class Trainer final : public TrainerServices {
   std::filesystem::path checkpoint_file() const { return run_dir_ / "checkpoint.pt"; }
   /// Final weights of a finished stage: a resumed run loads them instead of training the stage again.
   std::filesystem::path stage_file(const std::string& stage) const { return run_dir_ / "stages" / (stage + ".pt"); }
+  /// Where a callback substitutes an averaged model (ema): the stage's live weights before on_stage_end,
+  /// and the averaged ones after it (StageWeights).
+  std::filesystem::path stage_file(const std::string& stage, StageWeights which) const {
+    return run_dir_ / "stages" / (stage + (which == StageWeights::Live ? ".live.pt" : ".averaged.pt"));
+  }
 
  private:
   std::shared_ptr<Model> clone_model(const Model& model);
+  /// Creates the k-th model of the run from `choice` ([model] or [student_model]) and remembers it.
+  std::shared_ptr<Model> create_from(const PluginChoice& choice);
+  /// The table a model was created from: clones and stage weights use the same architecture.
+  const PluginChoice& architecture_of(const Model& model) const;
   void run_stage(Loop& loop, StageRun& run);
   void restore_stage(StageRun& run);
   void save_checkpoint(StageRun& run, const TrainPosition& pos);
@@ -94,6 +106,11 @@ class Trainer final : public TrainerServices {
   bool warned_batchnorm_ = false;
   int64_t models_created_ = 0;
   std::set<std::string> stages_seen_;
+  /// Models created from [student_model] (weakly held) and the stages trained with one.
+  std::vector<std::weak_ptr<Model>> student_models_;
+  std::set<std::string> student_stages_;
+  std::set<std::string> finished_stages_;  ///< trained to their end (or replayed) in this process
+  std::set<std::string> averaged_stages_;  ///< finished with an averaged model kept (stage_file(…, Averaged))
   // Run totals, continued across resumes from the checkpoint's "run" entry.
   double train_samples_ = 0.0, train_seconds_ = 0.0, wall_before_ = 0.0;
   int64_t epochs_run_ = 0, steps_run_ = 0;

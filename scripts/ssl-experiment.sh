@@ -1,124 +1,121 @@
 #!/usr/bin/env bash
-# The self-training experiment (issue 6; docs/self-training.md, results in docs/results.md):
-# Fashion-MNIST with 100 labels per class, configs/fashion-mnist-ssl.toml (MLP [512, 256], dropout 0.25,
-# batch 128, AdamW + one-cycle; teacher 150 epochs on the 1,000 labeled images; 10 student epochs per
-# round). Four runs of the pseudo-label plugin — each reports rounds 0 (its teacher) to 3:
-#   top-K per class (k = 4000) with student noise, the same without noise, a confidence threshold with
-#   noise, a threshold without noise
-# and one supervised-only run on the labeled images, trained for at least as many optimizer steps as the
-# largest student got (its epoch count is computed from the students' metrics). Prints a markdown table
-# of test accuracy, pseudo-label accuracy and per-class selection counts.
+# The self-training experiment (issue 13; docs/self-training.md, results in docs/results.md).
 #
-#   scripts/ssl-experiment.sh [OUTPUT_DIR]        # default runs/ssl-experiment; ~11 min on 2 idle CPU cores
-#   SMOKE=1 scripts/ssl-experiment.sh /tmp/ssl    # a tiny version (1-2 epochs, k = 50) that checks the script
+# Fashion-MNIST with 100 labels per class: configs/fashion-mnist-ssl.toml (CNN, EMA, label smoothing, a
+# weak "default" pipeline = crop + flip and a "strong" one = crop + flip + RandAugment(2, 9) + random
+# erasing; the teacher trains 200 epochs on the 1,000 labeled images with the strong pipeline). Rows:
+#   supervised only: the same config without [self_training] — same model, strong augmentation, EMA —
+#     trained for at least as many optimizer steps as the longest stage (teacher or student) of any row, tested on its
+#     best validation epoch (best-checkpoint);
+#   pseudo-label threshold 0.95 and top-K (k = 4000 per class), 2 rounds each, and curriculum
+#     (20/40/60/80/100 %, 5 rounds), each with strong student noise and with weak noise (the default
+#     pipeline);
+#   the best self-training row (by validation accuracy) and the supervised row again with seeds 1 and 2.
+# Prints a markdown table (test accuracy mean ± spread, vs supervised, pseudo-label accuracy, selected,
+# optimizer steps, wall time) and writes it with every number to OUTPUT_DIR/table.md and table.json.
 #
-# Env: LOOM (default build/bin/loom), THREADS (default 0 = every core), SEED (default 0), THRESHOLD
-# (default 0.95).
+#   scripts/ssl-experiment.sh [OUTPUT_DIR]          # default runs/ssl-experiment; ~75 min on 2 idle CPU cores
+#   scripts/ssl-experiment.sh --quick [OUTPUT_DIR]  # every row on small subsets (~2 min): checks the script
+#
+# Env: LOOM (default build/bin/loom), THREADS (default 0 = every core), SEEDS (default "0 1 2": the seeds of
+# the repeated rows; the first is every row's).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+if [[ ${1:-} == --quick ]]; then
+  quick=1
+  shift
+fi
 loom=${LOOM:-$root/build/bin/loom}
 config=$root/configs/fashion-mnist-ssl.toml
 out=${1:-$root/runs/ssl-experiment}
-threshold=${THRESHOLD:-0.95}
+read -r -a seeds <<<"${SEEDS:-0 1 2}"
 [[ -x $loom ]] || { echo "ssl-experiment: $loom not found; build first (./build.sh build)" >&2; exit 2; }
+[[ ${#seeds[@]} -ge 1 ]] || { echo "ssl-experiment: SEEDS is empty" >&2; exit 2; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-common=(--set "run.output_dir=$out" --set "run.threads=${THREADS:-0}" --set "run.seed=${SEED:-0}")
+common=(--set "run.output_dir=$out" --set "run.threads=${THREADS:-0}")
 ssl=()  # overrides of the pseudo-label runs only (the supervised run has no [self_training] table)
-if [[ ${SMOKE:-0} == 1 ]]; then
-  common+=(--set run.epochs=1)
-  ssl+=(--set self_training.teacher_epochs=2 --set self_training.rounds=2 --set self_training.k=50)
+rounds_short=2
+if [[ $quick == 1 ]]; then
+  # Small subsets: 1,000 labeled images still, a 2,000-image pool, short stages, two curriculum rounds.
+  common+=(--set run.epochs=1 --set run.val_every=5)
+  ssl+=(--set self_training.teacher_epochs=10 --set self_training.pool_size=2000 --set self_training.k=100)
+  curriculum=(--set self_training.rounds=2 --set 'self_training.percentiles=[50, 100]')
+  rounds_short=1
+else
+  curriculum=()
 fi
 
 runs_file=$out/runs.tsv
 : >"$runs_file"
 
-# run LABEL NAME [--set ...]: one loom run; records "LABEL<TAB>run dir".
+# run KEY LABEL SEED CONFIG [--set ...]: one loom run, named ssl-KEY-seedSEED; records
+# "KEY<TAB>LABEL<TAB>SEED<TAB>run dir<TAB>wall s".
 run() {
-  local label=$1 name=$2
-  shift 2
-  echo "== $label" >&2
+  local key=$1 label=$2 seed=$3 cfg=$4
+  shift 4
+  echo "== $label (seed $seed)" >&2
+  local name=ssl-$key-seed$seed started
   local log=$out/$name.log
-  if ! "$loom" run "$config" "${common[@]}" --set "run.name=$name" "$@" >"$log" 2>&1; then
-    echo "ssl-experiment: run '$label' failed; see $log" >&2
+  started=$(date +%s)
+  if ! "$loom" run "$cfg" "${common[@]}" --set "run.seed=$seed" --set "run.name=$name" "$@" >"$log" 2>&1; then
+    echo "ssl-experiment: run '$label' (seed $seed) failed; see $log" >&2
     tail -20 "$log" >&2
     exit 1
   fi
   local dir
   dir=$(sed -n 's/^run directory: //p' "$log" | tail -1)
-  printf '%s\t%s\n' "$label" "$dir" >>"$runs_file"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$key" "$label" "$seed" "$dir" "$(( $(date +%s) - started ))" >>"$runs_file"
+}
+
+strong=(--set self_training.student_augmentation=strong)
+weak=(--set self_training.student_augmentation=default)
+threshold=(--set self_training.selection=threshold --set self_training.threshold=0.95
+           --set "self_training.rounds=$rounds_short")
+topk=(--set self_training.selection=top-k-per-class --set "self_training.rounds=$rounds_short")
+[[ $quick == 1 ]] || topk+=(--set self_training.k=4000)
+curr=(--set self_training.selection=curriculum "${curriculum[@]}")
+
+# One function per row, so the best row can be repeated with other seeds by name.
+row() {
+  local seed=$2
+  case $1 in
+    threshold-strong)  run "$1" "threshold 0.95, strong noise" "$seed" "$config" "${ssl[@]}" "${threshold[@]}" "${strong[@]}" ;;
+    threshold-weak)    run "$1" "threshold 0.95, weak noise" "$seed" "$config" "${ssl[@]}" "${threshold[@]}" "${weak[@]}" ;;
+    topk-strong)       run "$1" "top-K per class, strong noise" "$seed" "$config" "${ssl[@]}" "${topk[@]}" "${strong[@]}" ;;
+    topk-weak)         run "$1" "top-K per class, weak noise" "$seed" "$config" "${ssl[@]}" "${topk[@]}" "${weak[@]}" ;;
+    curriculum-strong) run "$1" "curriculum, strong noise" "$seed" "$config" "${ssl[@]}" "${curr[@]}" "${strong[@]}" ;;
+    curriculum-weak)   run "$1" "curriculum, weak noise" "$seed" "$config" "${ssl[@]}" "${curr[@]}" "${weak[@]}" ;;
+    *) echo "ssl-experiment: no row '$1'" >&2; exit 2 ;;
+  esac
 }
 
 start=$(date +%s)
-run "top-k, noise" ssl-topk-noise "${ssl[@]}"
-run "top-k, no noise" ssl-topk-clean "${ssl[@]}" --set self_training.noise=false
-run "threshold $threshold, noise" ssl-threshold-noise "${ssl[@]}" --set self_training.selection=threshold \
-    --set "self_training.threshold=$threshold"
-run "threshold $threshold, no noise" ssl-threshold-clean "${ssl[@]}" --set self_training.selection=threshold \
-    --set "self_training.threshold=$threshold" --set self_training.noise=false
+rows=(curriculum-strong curriculum-weak topk-strong topk-weak threshold-strong threshold-weak)
+for r in "${rows[@]}"; do row "$r" "${seeds[0]}"; done
 
-# Supervised only: the labeled images alone, for at least as many optimizer steps as any student took.
-epochs=$(python3 - "$runs_file" <<'EOF'
-import json, math, sys
-from pathlib import Path
-student_steps = per_epoch = 0
-for line in Path(sys.argv[1]).read_text().splitlines():
-    for record in map(json.loads, (Path(line.split("\t")[1]) / "metrics.jsonl").read_text().splitlines()):
-        if "/student" in record.get("stage", "") and "optimizer_steps" in record:
-            student_steps = max(student_steps, record["optimizer_steps"])
-        if record.get("stage") == "teacher" and "optimizer_steps_in_epoch" in record:
-            per_epoch = record["optimizer_steps_in_epoch"]  # an epoch of the labeled split
-print(max(1, math.ceil(student_steps / per_epoch)))
-EOF
-)
-# The same config without its [self_training] table (plugin "none": one supervised stage).
+summarize() { python3 "$root/scripts/ssl_table.py" "$out" "$@"; }
+
+# Supervised only: the config without [self_training] (plugin "none": one supervised stage), with a best
+# checkpoint, for at least as many optimizer steps as the longest stage of any run.
+epochs=$(summarize --supervised-epochs)
 awk '/^\[/ { skip = ($0 ~ /^\[self_training\]/) } !skip' "$config" >"$out/supervised.toml"
-config=$out/supervised.toml
-run "supervised only ($epochs epochs)" ssl-supervised --set "run.epochs=$epochs"
+printf '\n[[callback]]\nplugin = "best-checkpoint"\n' >>"$out/supervised.toml"
+supervised() { run supervised "supervised only" "$1" "$out/supervised.toml" --set "run.epochs=$epochs" --set run.test_on=best; }
+supervised "${seeds[0]}"
 
-python3 - "$runs_file" <<'EOF'
-import json, sys
-from pathlib import Path
+# The best self-training row (by its final validation accuracy) and the supervised row with the other seeds.
+best=$(summarize --best-row)
+for seed in "${seeds[@]:1}"; do
+  row "$best" "$seed"
+  supervised "$seed"
+done
 
-rows = [line.split("\t") for line in Path(sys.argv[1]).read_text().splitlines()]
-baseline = None
-table = []
-for label, run_dir in rows:
-    run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    metrics = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    steps = {}
-    for m in metrics:
-        if "optimizer_steps" in m:
-            steps[m["stage"]] = max(steps.get(m["stage"], 0), m["optimizer_steps"])
-    if "round0_test_accuracy" not in summary:  # the supervised-only run
-        baseline = summary["test_accuracy"]
-        table.append((label, "-", summary["test_accuracy"], None, None, None, steps.get("supervised", 0),
-                      summary["wall_seconds"]))
-        continue
-    r = 0
-    while f"round{r}_test_accuracy" in summary:
-        per_class = selected = None
-        pl_acc = summary.get(f"round{r}_pseudo_label_accuracy")
-        if r > 0:
-            record = json.loads((run_dir / f"pseudo_labels_round{r}.json").read_text())
-            selected = record["selected"]
-            per_class = " / ".join(str(c) for c in record["selected_per_class"])
-        stage = "teacher" if r == 0 else f"round{r}/student"
-        table.append((label if r == 0 else "", r, summary[f"round{r}_test_accuracy"], pl_acc, selected, per_class,
-                      steps.get(stage, 0), summary["wall_seconds"] if r == 0 else None))
-        r += 1
-
-classes = "T-shirt / Trouser / Pullover / Dress / Coat / Sandal / Shirt / Sneaker / Bag / Boot"
-print("| setting | round | test acc. | vs supervised | pseudo-label acc. | selected | selected per class "
-      f"({classes}) | optimizer steps | run s |")
-print("|---|---|---|---|---|---|---|---|---|")
-fmt = lambda v, f: "" if v is None else f.format(v)
-for label, r, acc, pl_acc, selected, per_class, steps, wall in table:
-    delta = "" if baseline is None or r == "-" else f"{100 * (acc - baseline):+.2f}"
-    print(f"| {label} | {r} | {100 * acc:.2f} | {delta} | {fmt(pl_acc, '{:.2%}')} | {fmt(selected, '{}')} | "
-          f"{per_class or ''} | {steps} | {fmt(wall, '{:.0f}')} |")
-EOF
-echo "ssl-experiment: $(( $(date +%s) - start )) s; runs under $out (list: $runs_file)" >&2
+total=$(( $(date +%s) - start ))
+command=scripts/ssl-experiment.sh
+[[ $quick == 1 ]] && command+=" --quick"
+summarize --table --total-seconds "$total" --command "$command"
+echo "ssl-experiment: $total s; runs under $out (list: $runs_file; table: $out/table.md)" >&2

@@ -70,7 +70,11 @@ void TensorBoardSink::write(const MetricRecord& record) {
     prefix += "step/";
     step = record.step;
   } else if (record.kind == RecordKind::Event) {
+    // Events of one type (a self-training driver's "round" records) form one curve over the rounds:
+    // "round/test_accuracy" at step = round, whatever stage logged them.
     step = record.round;
+    if (const auto type = record.values.find("type"); type != record.values.end())
+      if (const auto* name = std::get_if<std::string>(&type->second)) prefix = *name + "/";
   }
   std::vector<tfevents::Scalar> scalars;
   for (const auto& [key, value] : record.values)

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <torch/utils.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 
@@ -23,14 +24,27 @@ void copy_weights(const Model& from, Model& to) {
   auto copy = [](const auto& source, auto target, const char* what) {
     for (auto& item : target) {
       const at::Tensor* value = source.find(item.key());
-      if (!value)
-        throw std::logic_error(std::string("pseudo-label: the student has a ") + what + " '" + item.key() +
-                               "' that the teacher lacks; both come from the same [model] table");
+      if (!value || !value->sizes().equals(item.value().sizes()))
+        throw std::invalid_argument(std::string("pseudo-label: student_init = \"teacher\" needs a student of the "
+                                                "teacher's architecture, but the student's ") +
+                                    what + " '" + item.key() +
+                                    (value ? "' has another shape than the teacher's" : "' is not in the teacher") +
+                                    " ([student_model] changes it). Use student_init = \"fresh\", or drop those "
+                                    "keys from [student_model]");
       item.value().copy_(*value);
     }
   };
   copy(from.named_parameters(), to.named_parameters(), "parameter");
   copy(from.named_buffers(), to.named_buffers(), "buffer");
+}
+
+/// Hidden label (row) by pseudo label (column), over the samples whose hidden label is known (>= 0);
+/// undefined when none is.
+at::Tensor confusion_matrix(const at::Tensor& pseudo, const at::Tensor& truth, int64_t classes) {
+  const at::Tensor known = truth.ge(0);
+  if (known.sum().item<int64_t>() == 0) return {};
+  const at::Tensor cell = truth.masked_select(known) * classes + pseudo.masked_select(known);
+  return at::bincount(cell, {}, classes * classes).to(at::kLong).reshape({classes, classes});
 }
 
 double masked_accuracy(const at::Tensor& predicted, const at::Tensor& truth) {
@@ -57,14 +71,23 @@ FeatureInfo PseudoLabel::info() {
               .doc("epochs of each student on labeled + pseudo-labeled samples; 0 = [run] epochs"),
           ParamSpec::integer("finetune_epochs", 0).at_least(0)
               .doc("epochs fine-tuning each student on the labeled split alone; 0 = no fine-tuning"),
-          ParamSpec::choice("selection", "top-k-per-class", {"threshold", "top-k-per-class"})
+          ParamSpec::choice("selection", "top-k-per-class", {"threshold", "top-k-per-class", "curriculum"})
               .doc("threshold: every sample with confidence >= threshold; top-k-per-class: the k most confident "
-                   "samples of each predicted class"),
+                   "samples of each predicted class; curriculum: round r keeps the percentiles[r-1] % most confident "
+                   "of each predicted class (Curriculum Labeling)"),
+          ParamSpec::float_list("percentiles", {20.0, 40.0, 60.0, 80.0, 100.0})
+              .doc("selection = curriculum: the share (0, 100] of each class's candidates kept in round 1, 2, …; "
+                   "one entry per round at least"),
+          ParamSpec::boolean("per_class", true)
+              .doc("selection = curriculum: the percentile of each predicted class (true) or of the whole pool"),
           ParamSpec::real("threshold", 0.95).range(0.0, 1.0)
               .doc("selection = threshold: the minimum teacher confidence (its highest class probability)"),
           ParamSpec::integer("k", 500).at_least(1)
               .doc("selection = top-k-per-class: samples per predicted class (a class with fewer candidates keeps "
                    "them all, and is reported)"),
+          ParamSpec::integer("pool_size", 0).at_least(0)
+              .doc("label a fixed random subset of this many unlabeled samples (the same in every round); 0 = the "
+                   "whole unlabeled split"),
           ParamSpec::real("max_fraction", 1.0).range(0.001, 1.0)
               .doc("select at most this fraction of the unlabeled pool, the most confident first; 1 = no cap"),
           ParamSpec::boolean("balance", false).doc("equalise the classes' selected counts (see balance_mode)"),
@@ -83,14 +106,24 @@ FeatureInfo PseudoLabel::info() {
           ParamSpec::choice("student_init", "fresh", {"fresh", "teacher"})
               .doc("fresh: a newly initialised model; teacher: starts from the teacher's weights"),
           ParamSpec::boolean("noise", true)
-              .doc("students (and fine-tuning) train with the dataset's augmentation and the model's dropout; "
-                   "the teacher always predicts clean (eval mode, no augmentation)"),
+              .doc("students (and fine-tuning) train with student_augmentation and the model's dropout; false: "
+                   "neither. The teacher always predicts clean (eval mode, no augmentation)"),
+          ParamSpec::string("teacher_augmentation", "default")
+              .doc("the augmentation pipeline the round-0 teacher trains with ([[augmentation]] tables' pipeline)"),
+          ParamSpec::string("student_augmentation", "default")
+              .doc("the pipeline students train with, on pseudo-labeled and labeled samples alike (e.g. \"strong\": "
+                   "RandAugment + random erasing, as Noisy Student does)"),
+          ParamSpec::choice("predict_with", "teacher", {"teacher", "ema", "live"})
+              .doc("the weights that label the pool: teacher = the teacher's stage result (the EMA average when the "
+                   "ema callback applies it at the end); ema = the EMA weights (needs the ema callback); live = the "
+                   "weights training left, before any averaging"),
       },
   };
 }
 
 Options::Options(const Params& p)
     : rounds(p.integer("rounds")),
+      pool_size(p.integer("pool_size")),
       teacher_epochs(p.integer("teacher_epochs")),
       student_epochs(p.integer("student_epochs")),
       finetune_epochs(p.integer("finetune_epochs")),
@@ -99,8 +132,27 @@ Options::Options(const Params& p)
       pseudo_weight(p.real("pseudo_weight")),
       labeled_share(p.real("labeled_share")),
       init_from_teacher(p.str("student_init") == "teacher"),
-      noise(p.boolean("noise")) {
-  selection.rule = p.str("selection") == "threshold" ? Rule::Threshold : Rule::TopKPerClass;
+      noise(p.boolean("noise")),
+      percentiles(p.get<std::vector<double>>("percentiles")),
+      teacher_augmentation(p.str("teacher_augmentation")),
+      student_augmentation(p.str("student_augmentation")),
+      predict_with(p.str("predict_with") == "ema"    ? PredictWith::Ema
+                   : p.str("predict_with") == "live" ? PredictWith::Live
+                                                     : PredictWith::Teacher) {
+  const std::string rule = p.str("selection");
+  selection.rule = rule == "threshold" ? Rule::Threshold : rule == "curriculum" ? Rule::Curriculum : Rule::TopKPerClass;
+  selection.per_class = p.boolean("per_class");
+  if (selection.rule == Rule::Curriculum) {
+    for (double q : percentiles)
+      if (!(q > 0.0 && q <= 100.0))
+        throw std::invalid_argument("pseudo-label: every entry of percentiles must be in (0, 100], got " +
+                                    std::to_string(q));
+    if (static_cast<int64_t>(percentiles.size()) < rounds)
+      throw std::invalid_argument("pseudo-label: selection = \"curriculum\" with rounds = " + std::to_string(rounds) +
+                                  " needs a percentile per round, but percentiles has " +
+                                  std::to_string(percentiles.size()) + " entries; add entries (e.g. [20, 40, 60, 80, "
+                                  "100] for 5 rounds) or lower rounds");
+  }
   selection.threshold = p.real("threshold");
   selection.k = p.integer("k");
   selection.max_fraction = p.real("max_fraction");
@@ -112,10 +164,14 @@ Options::Options(const Params& p)
 nlohmann::json Options::describe() const {
   nlohmann::json j;
   j["rule"] = to_string(selection.rule);
-  if (selection.rule == Rule::Threshold)
+  if (selection.rule == Rule::Threshold) {
     j["threshold"] = selection.threshold;
-  else
+  } else if (selection.rule == Rule::Curriculum) {
+    j["percentiles"] = percentiles;
+    j["per_class"] = selection.per_class;
+  } else {
     j["k"] = selection.k;
+  }
   j["max_fraction"] = selection.max_fraction;
   j["balance"] = to_string(selection.balance);
   j["labels"] = soft ? "soft" : "hard";
@@ -137,7 +193,7 @@ std::shared_ptr<Model> PseudoLabel::run(TrainerServices& services) {
                                : std::to_string(c));
 
   const View labeled = services.split(Split::Labeled);
-  const View pool = services.split(Split::Unlabeled);
+  View pool = services.split(Split::Unlabeled);
   require_disjoint({{"labeled", labeled.indices},
                     {"unlabeled", pool.indices},
                     {"validation", services.split(Split::Val).indices},
@@ -146,7 +202,26 @@ std::shared_ptr<Model> PseudoLabel::run(TrainerServices& services) {
     throw std::invalid_argument("the dataset's unlabeled split is empty: there is nothing to pseudo-label. Leave part "
                                 "of the training set unlabeled (e.g. [dataset] labeled_per_class or labeled_fraction "
                                 "< 1), or use [self_training] plugin = \"none\"");
+  if (options_.pool_size > 0 && options_.pool_size < pool.indices.size(0)) {
+    // A fixed random subset, ascending like the split itself: drawn once, so every round labels the same.
+    at::Generator generator = run_.generator("pseudo-label/pool");
+    const at::Tensor order = at::randperm(pool.indices.size(0), generator, at::TensorOptions().dtype(at::kLong));
+    pool.indices = std::get<0>(pool.indices.index_select(0, order.slice(0, 0, options_.pool_size)).sort());
+    run_.logger().info("pseudo-label: labelling a random " + std::to_string(options_.pool_size) + " of the " +
+                       std::to_string(order.size(0)) + " unlabeled samples (pool_size)");
+  }
   const at::Tensor labeled_labels = data.labels().to(at::kLong).index_select(0, labeled.indices);
+  // Pipeline names are checked before anything trains: a typo must not cost a teacher's training.
+  const std::vector<std::string> pipelines = services.augmentation_pipelines();
+  for (const auto& [key, name] : {std::pair<std::string, std::string>{"teacher_augmentation", options_.teacher_augmentation},
+                                  {"student_augmentation", options_.student_augmentation}}) {
+    if (std::find(pipelines.begin(), pipelines.end(), name) != pipelines.end()) continue;
+    std::string list;
+    for (const auto& n : pipelines) list += (list.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("[self_training] " + key + " = \"" + name + "\" names no augmentation pipeline (the "
+                                "run has: " + list + "); add [[augmentation]] tables with pipeline = \"" + name +
+                                "\", or name one of those");
+  }
   RoundLog log(run_.run_dir() / "pseudo_label_rounds.json");
 
   // Round 0: plain supervised training, the same whatever the other params say (`noise` concerns students
@@ -154,14 +229,15 @@ std::shared_ptr<Model> PseudoLabel::run(TrainerServices& services) {
   std::shared_ptr<Model> teacher = services.create_model();
   std::string teacher_stage = "teacher";
   services.train(*teacher, TrainRequest{.stage = teacher_stage, .round = 0, .epochs = options_.teacher_epochs,
-                                        .data = labeled});
+                                        .data = labeled, .augmentation = options_.teacher_augmentation});
   finish_round(services, log, 0, teacher_stage, *teacher, RoundStats{});
 
   for (int64_t round = 1; round <= options_.rounds; ++round) {
     at::Tensor probabilities;
     double pool_accuracy = -1.0;
+    const std::shared_ptr<Model> labeller = predictor(services, teacher, teacher_stage);
     const Selection selection =
-        select_round(services, *teacher, round, teacher_stage, pool, &probabilities, &pool_accuracy);
+        select_round(services, *labeller, round, teacher_stage, pool, &probabilities, &pool_accuracy);
 
     at::Generator generator = run_.generator("pseudo-label/" + round_name(round) + "/labeled-share");
     const StudentData student_data = build_student_data(
@@ -172,27 +248,43 @@ std::shared_ptr<Model> PseudoLabel::run(TrainerServices& services) {
         generator);
     // Every round creates its student, whatever student_init says: the host seeds the k-th created model
     // from (run seed, k), so model creation must happen in the same order in every setting and on resume.
-    std::shared_ptr<Model> student = services.create_model();
+    std::shared_ptr<Model> student = services.create_student_model();
     if (options_.init_from_teacher) copy_weights(*teacher, *student);
     std::string stage = round_name(round) + "/student";
     services.train(*student, TrainRequest{.stage = stage, .round = round, .epochs = options_.student_epochs,
-                                          .data = student_data.view, .dropout = options_.noise});
+                                          .data = student_data.view, .dropout = options_.noise,
+                                          .augmentation = options_.student_augmentation});
     if (options_.finetune_epochs > 0) {
       View finetune = labeled;
       finetune.augment = options_.noise;
       stage = round_name(round) + "/finetune";
       services.train(*student, TrainRequest{.stage = stage, .round = round, .epochs = options_.finetune_epochs,
-                                            .data = finetune, .dropout = options_.noise});
+                                            .data = finetune, .dropout = options_.noise,
+                                            .augmentation = options_.student_augmentation});
     }
+    const at::Tensor hidden = data.labels().to(at::kLong).index_select(0, selection.indices);
     RoundStats stats{.selection = &selection,
                      .student = &student_data,
-                     .hidden_labels = data.labels().to(at::kLong).index_select(0, selection.indices),
+                     .hidden_labels = hidden,
+                     .confusion = confusion_matrix(selection.labels, hidden, static_cast<int64_t>(class_names_.size())),
                      .pool_accuracy = pool_accuracy};
     finish_round(services, log, round, stage, *student, stats);
     teacher = std::move(student);
     teacher_stage = stage;
   }
   return teacher;
+}
+
+std::shared_ptr<Model> PseudoLabel::predictor(TrainerServices& services, const std::shared_ptr<Model>& teacher,
+                                              const std::string& teacher_stage) const {
+  if (options_.predict_with == Options::PredictWith::Teacher) return teacher;
+  if (options_.predict_with == Options::PredictWith::Live) return services.stage_weights(teacher_stage, StageWeights::Live);
+  std::shared_ptr<Model> averaged = services.stage_weights(teacher_stage, StageWeights::Averaged);
+  if (!averaged)
+    throw std::invalid_argument("[self_training] predict_with = \"ema\" needs the ema callback ([[callback]] plugin = "
+                                "\"ema\"), but stage '" + teacher_stage + "' kept no averaged weights; add it, or set "
+                                "predict_with = \"teacher\"");
+  return averaged;
 }
 
 Selection PseudoLabel::select_round(TrainerServices& services, Model& teacher, int64_t round,
@@ -202,7 +294,9 @@ Selection PseudoLabel::select_round(TrainerServices& services, Model& teacher, i
   const fs::path run_dir = run_.run_dir();
   const SavedModel saved = services.save_model(teacher, name + "/teacher");
   *probabilities = services.predict(teacher, pool);  // eval mode, no augmentation, the run's precision
-  const Selection s = select(pool.indices, *probabilities, options_.selection);
+  SelectionOptions rule = options_.selection;
+  if (rule.rule == Rule::Curriculum) rule.percentile = options_.percentiles[static_cast<size_t>(round - 1)];
+  const Selection s = select(pool.indices, *probabilities, rule);
   *pool_accuracy = masked_accuracy(probabilities->argmax(1),
                                    services.dataset().labels().to(at::kLong).index_select(0, pool.indices));
 
@@ -216,6 +310,10 @@ Selection PseudoLabel::select_round(TrainerServices& services, Model& teacher, i
     arrays.emplace_back("label", s.labels);
   arrays.emplace_back("confidence", s.confidence);
   arrays.emplace_back("copies", s.copies);
+  const at::Tensor confusion =
+      confusion_matrix(s.labels, services.dataset().labels().to(at::kLong).index_select(0, s.indices),
+                       static_cast<int64_t>(class_names_.size()));
+  if (confusion.defined()) arrays.emplace_back("confusion", confusion);
   if (write_array_dir(run_dir / dir_name, arrays) == Written::Replaced)
     run_.logger().warn("pseudo-label: " + name + "'s pseudo labels differ from those the interrupted run recorded; "
                        "the replay was not deterministic (a different device, thread count or LibTorch?). "
@@ -228,6 +326,21 @@ Selection PseudoLabel::select_round(TrainerServices& services, Model& teacher, i
                   {"sha256", saved.sha256}};
   j["pool"] = {{"split", "unlabeled"}, {"size", pool.indices.size(0)}};
   j["selection"] = options_.describe();
+  if (rule.rule == Rule::Curriculum) j["selection"]["percentile"] = rule.percentile;
+  j["predicted_with"] = options_.predict_with == Options::PredictWith::Ema    ? "ema"
+                        : options_.predict_with == Options::PredictWith::Live ? "live"
+                                                                              : "teacher";
+  if (confusion.defined()) {
+    // Per pseudo label: the share of the samples given it whose hidden label agrees (the column's diagonal).
+    const at::Tensor given = confusion.sum(0);
+    std::vector<nlohmann::json> per_class;
+    for (int64_t c = 0; c < confusion.size(0); ++c) {
+      const int64_t n = given[c].item<int64_t>();
+      per_class.push_back(n ? nlohmann::json(confusion[c][c].item<double>() / static_cast<double>(n)) : nlohmann::json(nullptr));
+    }
+    j["pseudo_label_accuracy_per_class"] = per_class;
+    j["confusion"] = {{"rows", "hidden label"}, {"columns", "pseudo label"}, {"file", dir_name + "/confusion.npy"}};
+  }
   j["classes"] = class_names_;
   j["candidates_per_class"] = s.candidates_per_class;
   j["selected_per_class"] = s.selected_per_class;
@@ -287,6 +400,14 @@ void PseudoLabel::finish_round(TrainerServices& services, RoundLog& log, int64_t
     services.summarize(name + "_selected", s->size());
     entry["selected"] = s->size();
     if (s->size() > 0) record["mean_confidence"] = s->confidence.mean().item<double>();
+    if (stats.confusion.defined()) {
+      const at::Tensor given = stats.confusion.sum(0);
+      for (size_t c = 0; c < class_names_.size(); ++c) {
+        const auto i = static_cast<int64_t>(c);
+        if (const int64_t n = given[i].item<int64_t>(); n > 0)
+          record["pseudo_label_accuracy/" + class_names_[c]] = stats.confusion[i][i].item<double>() / static_cast<double>(n);
+      }
+    }
     if (const double accuracy = masked_accuracy(s->labels, stats.hidden_labels); accuracy >= 0.0) {
       record["pseudo_label_accuracy"] = accuracy;
       entry["pseudo_label_accuracy"] = accuracy;

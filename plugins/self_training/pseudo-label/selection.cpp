@@ -36,6 +36,9 @@ void check_inputs(const at::Tensor& indices, const at::Tensor& probabilities, co
     throw std::invalid_argument("pseudo-label selection: probabilities have no classes");
   if (o.rule == Rule::Threshold && !(o.threshold >= 0.0 && o.threshold <= 1.0))
     throw std::invalid_argument("pseudo-label selection: threshold must be in [0, 1], got " + std::to_string(o.threshold));
+  if (o.rule == Rule::Curriculum && !(o.percentile > 0.0 && o.percentile <= 100.0))
+    throw std::invalid_argument("pseudo-label selection: a curriculum percentile must be in (0, 100], got " +
+                                std::to_string(o.percentile));
   if (o.rule == Rule::TopKPerClass && o.k < 1)
     throw std::invalid_argument("pseudo-label selection: k must be >= 1, got " + std::to_string(o.k));
   if (!(o.max_fraction > 0.0 && o.max_fraction <= 1.0))
@@ -65,14 +68,33 @@ std::vector<std::vector<Candidate>> candidates_by_class(const at::Tensor& indice
   return by_class;
 }
 
+// ceil(percentile / 100 * n): the epsilon keeps e.g. 20 % of 55 at 11 although 0.2 * 55 is 11.000000000000002.
+int64_t percentile_count(double percentile, int64_t n) {
+  return std::min(n, static_cast<int64_t>(std::ceil(percentile / 100.0 * static_cast<double>(n) - 1e-9)));
+}
+
+// Curriculum over the whole pool: the most confident percentile % of all candidates, counted per class.
+std::vector<int64_t> pool_percentile(const std::vector<std::vector<Candidate>>& by_class, double percentile) {
+  std::vector<Candidate> all;
+  for (const auto& list : by_class) all.insert(all.end(), list.begin(), list.end());
+  const int64_t limit = percentile_count(percentile, static_cast<int64_t>(all.size()));
+  std::partial_sort(all.begin(), all.begin() + limit, all.end(), more_confident);
+  std::vector<int64_t> kept(by_class.size(), 0);
+  for (int64_t i = 0; i < limit; ++i) ++kept[static_cast<size_t>(all[static_cast<size_t>(i)].label)];
+  return kept;
+}
+
 // How many of each class's (sorted) candidates the rule keeps: always a prefix of the sorted list.
 std::vector<int64_t> apply_rule(const std::vector<std::vector<Candidate>>& by_class, const SelectionOptions& o,
                                 std::vector<int64_t>* short_classes) {
+  if (o.rule == Rule::Curriculum && !o.per_class) return pool_percentile(by_class, o.percentile);
   std::vector<int64_t> kept(by_class.size(), 0);
   for (size_t c = 0; c < by_class.size(); ++c) {
     const auto& list = by_class[c];
     const int64_t n = static_cast<int64_t>(list.size());
-    if (o.rule == Rule::Threshold) {
+    if (o.rule == Rule::Curriculum) {
+      kept[c] = percentile_count(o.percentile, n);
+    } else if (o.rule == Rule::Threshold) {
       kept[c] = std::partition_point(list.begin(), list.end(), [&](const Candidate& x) {
                   return static_cast<double>(x.confidence) >= o.threshold;
                 }) - list.begin();
@@ -180,7 +202,14 @@ void require_disjoint(const std::vector<std::pair<std::string, at::Tensor>>& spl
     }
 }
 
-const char* to_string(Rule rule) { return rule == Rule::Threshold ? "threshold" : "top-k-per-class"; }
+const char* to_string(Rule rule) {
+  switch (rule) {
+    case Rule::Threshold: return "threshold";
+    case Rule::TopKPerClass: return "top-k-per-class";
+    case Rule::Curriculum: return "curriculum";
+  }
+  return "?";
+}
 
 const char* to_string(Balance balance) {
   switch (balance) {

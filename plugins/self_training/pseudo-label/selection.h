@@ -19,6 +19,9 @@ namespace loom::pseudo_label {
 enum class Rule {
   Threshold,     ///< keep every sample whose confidence is >= threshold (Lee 2013)
   TopKPerClass,  ///< keep the k most confident samples of each predicted class (Yalniz et al. 2019)
+  /// keep the `percentile` % most confident samples of each predicted class (or of the whole pool); the
+  /// plugin raises the percentile round by round (Curriculum Labeling, Cascante-Bonilla et al. 2021)
+  Curriculum,
 };
 
 enum class Balance {
@@ -31,6 +34,10 @@ struct SelectionOptions {
   Rule rule = Rule::TopKPerClass;
   double threshold = 0.95;    ///< Rule::Threshold; compared with the float confidence as a double
   int64_t k = 500;            ///< Rule::TopKPerClass
+  /// Rule::Curriculum: the share (0, 100] kept, as ceil(percentile / 100 * candidates) of each class (so a
+  /// non-empty class keeps at least one), or of the whole pool when per_class is false.
+  double percentile = 100.0;
+  bool per_class = true;      ///< Rule::Curriculum
   /// At most floor(max_fraction * pool size) distinct samples, the most confident first; applied after
   /// the rule and before balancing. 1 = no cap.
   double max_fraction = 1.0;

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 namespace loom {
 
@@ -55,6 +56,16 @@ struct SavedModel {
   std::string sha256;          ///< of the file's bytes, lower-case hex
 };
 
+/// Which weights of a finished stage TrainerServices::stage_weights returns.
+enum class StageWeights {
+  /// The weights training left, before any callback's on_stage_end (e.g. before the `ema` callback copies
+  /// its average in). Without such a callback: the stage's result.
+  Live,
+  /// The model a callback evaluates in place of the live one at the stage's end: the `ema` callback's
+  /// average. None (nullptr) when no callback substitutes one.
+  Averaged,
+};
+
 /// The host's training services. Each call runs the host's loop with the run's optimizer, LR schedule,
 /// precision, accumulation, loader and checkpointing.
 class TrainerServices {
@@ -67,10 +78,21 @@ class TrainerServices {
   /// A freshly initialised model from the run's [model] table, on the run's device. The k-th call of a run
   /// initialises from a seed derived from the run seed and k, so a resumed run recreates the same models.
   virtual std::shared_ptr<Model> create_model() = 0;
+  /// A freshly initialised model for a student: the run's [student_model] table (keys that replace
+  /// [model]'s, or another model plugin with its own keys), or [model] when the run has none. Counts as one
+  /// of the create_model() calls for seeding. (SDK 0.5)
+  virtual std::shared_ptr<Model> create_student_model() = 0;
   /// Trains `model` in place (a fresh optimizer and LR schedule per call; validation each epoch).
   /// Resuming a run: a stage that had finished before the interruption is not trained again; its final
   /// weights are loaded instead, so a deterministic driver replays completed rounds cheaply and exactly.
   virtual void train(Model& model, const TrainRequest& request) = 0;
+  /// A copy of a finished stage's weights (this process's, or a resumed run's replayed stage) as a new
+  /// model of the stage's architecture; nullptr for StageWeights::Averaged when no callback substituted
+  /// an averaged model. Throws std::invalid_argument for a stage that has not finished. (SDK 0.5)
+  virtual std::shared_ptr<Model> stage_weights(const std::string& stage, StageWeights which) = 0;
+  /// The names of the run's augmentation pipelines ("default" always among them), for validating a
+  /// TrainRequest::augmentation before the first stage trains. (SDK 0.5)
+  virtual std::vector<std::string> augmentation_pipelines() const = 0;
   /// Class probabilities [n, C] (float, CPU) in eval mode, batched, without augmentation.
   virtual at::Tensor predict(Model& model, const View& view) = 0;
   virtual EvalResult evaluate(Model& model, const View& view) = 0;
