@@ -179,6 +179,7 @@ std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry&
   }
   PluginChoice choice;
   choice.feature = feature;
+  choice.table = tname;
   const bool pipelines = kind == Kind::Augmentation;
   choice.params = checker.check(tname, " (plugin '" + plugin + "')", t, feature->info.params, true,
                                 pipelines ? "pipeline" : "");
@@ -195,6 +196,38 @@ std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry&
     }
   }
   return choice;
+}
+
+/// Parameters declared with ParamSpec::pipeline_name() must name a pipeline some [[augmentation]] table
+/// declares ("default" always exists).
+void check_pipeline_names(const Config& config, std::vector<ConfigError>& errors, const ResolvedConfig& out) {
+  std::vector<std::string> pipelines = {"default"};
+  if (auto it = out.plugins.find(Kind::Augmentation); it != out.plugins.end())
+    for (const PluginChoice& op : it->second)
+      if (std::find(pipelines.begin(), pipelines.end(), op.pipeline) == pipelines.end()) pipelines.push_back(op.pipeline);
+  auto check = [&](const PluginChoice& choice) {
+    for (const ParamSpec& spec : choice.feature->info.params) {
+      if (!spec.names_pipeline || !choice.params.has(spec.name)) continue;
+      const std::string name = choice.params.str(spec.name);
+      if (std::find(pipelines.begin(), pipelines.end(), name) != pipelines.end()) continue;
+      // The table of a many-kind element is "callback[1]": its node is the array's element.
+      const toml::node* table = nullptr;
+      if (const auto open = choice.table.find('['); open != std::string::npos) {
+        if (const toml::array* a = config.root()[choice.table.substr(0, open)].as_array())
+          table = a->get(std::stoul(choice.table.substr(open + 1)));
+      } else {
+        table = config.root().get(choice.table);
+      }
+      const toml::node* node = table && table->is_table() ? table->as_table()->get(spec.name) : nullptr;
+      errors.push_back({node ? config.pos_of(choice.table, spec.name, *node) : config.pos_of_table(choice.table),
+                        "'" + spec.name + "' in [" + choice.table + "] is \"" + name +
+                            "\", but no [[augmentation]] table has pipeline = \"" + name + "\" (pipelines: " +
+                            join(pipelines) + "); add such tables, or name one of those"});
+    }
+  };
+  for (const auto& [kind, list] : out.plugins)
+    for (const PluginChoice& choice : list)
+      if (choice.feature) check(choice);
 }
 
 /// [student_model]: without a `plugin` key (or naming [model]'s plugin) its keys replace [model]'s, so
@@ -226,6 +259,7 @@ void resolve_student_model(const Config& config, const Registry& registry, Table
   merged.insert_or_assign("plugin", main.feature->info.name);
   PluginChoice choice;
   choice.feature = main.feature;
+  choice.table = "student_model";
   choice.params = checker.check("student_model", " (plugin '" + main.feature->info.name + "', over [model])", &merged,
                                 main.feature->info.params, true);
   out.student_model = std::move(choice);
@@ -326,6 +360,7 @@ ResolvedConfig resolve(const Config& config, const Registry& registry) {
   }
 
   resolve_student_model(config, registry, checker, errors, out);
+  check_pipeline_names(config, errors, out);
 
   // A run refuses test_on = "best" unless a callback keeps a best model; without any [[callback]] none
   // can, and check should say so rather than pass a config the run rejects.

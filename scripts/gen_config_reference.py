@@ -92,7 +92,9 @@ def main():
             "`[[augmentation]]`, `[[callback]]` and `[[metric_sink]]` are arrays of tables: any number, run in file",
             "order; the `jsonl` metric sink (metrics.jsonl) is always there, first, even when not listed. An",
             "`[[augmentation]]` table also takes `pipeline = \"NAME\"` (default `\"default\"`): the named pipeline",
-            "it belongs to (docs/augmentation.md).", ""]
+            "it belongs to (docs/augmentation.md). An optional `[student_model]` table makes self-training's",
+            "students from another model: without `plugin` (or with `[model]`'s) its keys replace `[model]`'s;",
+            "naming another model plugin takes only its own keys (docs/self-training.md).", ""]
     plugins = sorted(data["plugins"], key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]))
     for p in plugins:
         table_name = f"[{p['kind']}]" if p["kind"] in ARRAY_KINDS else p["kind"]

@@ -108,9 +108,9 @@ FeatureInfo PseudoLabel::info() {
           ParamSpec::boolean("noise", true)
               .doc("students (and fine-tuning) train with student_augmentation and the model's dropout; false: "
                    "neither. The teacher always predicts clean (eval mode, no augmentation)"),
-          ParamSpec::string("teacher_augmentation", "default")
+          ParamSpec::string("teacher_augmentation", "default").pipeline_name()
               .doc("the augmentation pipeline the round-0 teacher trains with ([[augmentation]] tables' pipeline)"),
-          ParamSpec::string("student_augmentation", "default")
+          ParamSpec::string("student_augmentation", "default").pipeline_name()
               .doc("the pipeline students train with, on pseudo-labeled and labeled samples alike (e.g. \"strong\": "
                    "RandAugment + random erasing, as Noisy Student does)"),
           ParamSpec::choice("predict_with", "teacher", {"teacher", "ema", "live"})

@@ -57,6 +57,9 @@ struct ParamSpec {
   /// Set for a parameter the plugin no longer takes: a table still using it is refused at its position
   /// with this text, which says what to write instead. Not shown as a parameter; never in Params.
   std::string removed_hint;
+  /// A String parameter that names an augmentation pipeline (the `pipeline` of [[augmentation]] tables;
+  /// "default" always exists): the host refuses, at config checking, a name no table declares. (SDK 0.5)
+  bool names_pipeline = false;
 
   static ParamSpec boolean(std::string n, bool d) { return make(std::move(n), ParamType::Bool, Value{d}); }
   static ParamSpec integer(std::string n, int64_t d) { return make(std::move(n), ParamType::Int, Value{d}); }
@@ -94,6 +97,7 @@ struct ParamSpec {
   ParamSpec& range(double lo, double hi) { min = lo; max = hi; return *this; }
   ParamSpec& at_least(double lo) { min = lo; return *this; }
   ParamSpec& doc(std::string text) { help = std::move(text); return *this; }
+  ParamSpec& pipeline_name() { names_pipeline = true; return *this; }
 
  private:
   static ParamSpec make(std::string n, ParamType t, std::optional<Value> d) {
