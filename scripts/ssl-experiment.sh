@@ -82,7 +82,7 @@ weak=(--set self_training.student_augmentation=default)
 threshold=(--set self_training.selection=threshold --set self_training.threshold=0.95
            --set "self_training.rounds=$rounds_short")
 topk=(--set self_training.selection=top-k-per-class --set "self_training.rounds=$rounds_short")
-curr=(--set self_training.selection=curriculum "${curriculum[@]}")
+curr=(--set self_training.selection=curriculum --set self_training.rounds=5 "${curriculum[@]}")
 
 # row KEY SEED [LEVER]: one self-training row; LEVER changes one thing of the row (its key and label say
 # which): teacher-init (students start from their teacher), share-50 (labeled_share 0.5), wide-student
@@ -105,7 +105,9 @@ row() {
     wide-student) label+=", wider student"; args+=(--set 'student_model.channels=[48, 96]' --set student_model.hidden=192) ;;
     *) echo "ssl-experiment: no lever '$lever'" >&2; exit 2 ;;
   esac
-  run "$key${lever:++$lever}" "$label" "$seed" "$config" "${ssl[@]}" "${args[@]}"
+  # Every row states what it changes from the config (the recommended recipe): fresh students unless a lever
+  # says otherwise.
+  run "$key${lever:++$lever}" "$label" "$seed" "$config" "${ssl[@]}" --set self_training.student_init=fresh "${args[@]}"
 }
 
 summarize() { python3 "$root/scripts/ssl_table.py" "$out" "$@"; }
