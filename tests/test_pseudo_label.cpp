@@ -440,13 +440,23 @@ TEST(PseudoLabelEndToEnd, TwoRoundsOnSyntheticData) {
 
     // The arrays, as numpy reads them.
     const auto npy = read_npy_dir(run_dir / name);
-    ASSERT_EQ(npy.size(), 4u) << npy.dump();
+    ASSERT_EQ(npy.size(), 5u) << npy.dump();
     EXPECT_EQ(npy["index"]["dtype"], "int64");
     EXPECT_EQ(npy["label"]["dtype"], "int64");
     EXPECT_EQ(npy["confidence"]["dtype"], "float32");
     EXPECT_EQ(npy["copies"]["dtype"], "int64");
+    EXPECT_EQ(npy["confusion"]["dtype"], "int64");
     const auto index = npy["index"]["values"].get<std::vector<int64_t>>();
     const auto label = npy["label"]["values"].get<std::vector<int64_t>>();
+    // The confusion counts every selected sample once: row = its hidden label, column = its pseudo label.
+    const auto confusion = npy["confusion"]["values"].get<std::vector<std::vector<int64_t>>>();
+    ASSERT_EQ(confusion.size(), 4u);
+    std::vector<std::vector<int64_t>> expected_confusion(4, std::vector<int64_t>(4, 0));
+    {
+      const at::Tensor hidden = dataset->labels().to(at::kLong).index_select(0, longs(index));
+      for (size_t i = 0; i < index.size(); ++i) ++expected_confusion[static_cast<size_t>(hidden[static_cast<int64_t>(i)].item<int64_t>())][static_cast<size_t>(label[i])];
+    }
+    EXPECT_EQ(confusion, expected_confusion);
     const auto confidence = npy["confidence"]["values"].get<std::vector<double>>();
     ASSERT_EQ(index.size(), 400u);
     EXPECT_TRUE(std::is_sorted(index.begin(), index.end()));
