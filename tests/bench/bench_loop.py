@@ -268,7 +268,6 @@ split_seed = {SPLIT_SEED}
 labeled_per_class = 0
 labeled_fraction = {fraction!r}
 normalize = "standard"
-augment = false
 
 [model]
 {model_table}
