@@ -64,6 +64,7 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
   options.prefetch = loop.options.prefetch;
   options.pipeline = run.pipeline;
   options.device = device;
+  options.memory_format = input_memory_format(run.model);
   // One stream per micro-batch (and per rank: each rank's block of the batch holds other samples).
   const std::string rank_tag = loop.dp.active() ? "/rank" + std::to_string(loop.dp.rank()) : "";
   options.augment_generator = [&loop, epoch_tag, rank_tag](int64_t i) {

@@ -53,6 +53,7 @@ EvalSums Evaluator::run(Model& model, const View& view, bool keep_probabilities)
   options.batch_size = batch_size;
   options.prefetch = prefetch;
   options.device = device;
+  options.memory_format = input_memory_format(model);
   const int64_t lo = n * dp.rank() / dp.world(), hi = n * (dp.rank() + 1) / dp.world();
   Loader loader(dataset, labels, view, at::arange(lo, hi, at::kLong), 0, options);
   const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(device);

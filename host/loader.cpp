@@ -62,7 +62,16 @@ Batch Loader::make(int64_t index) const {
     options_.pipeline->apply(batch, gen);
     b.x = std::move(batch.x), b.y = std::move(batch.y), b.w = std::move(batch.w);
   }
+  if (options_.memory_format == at::MemoryFormat::ChannelsLast && b.x.dim() == 4)
+    b.x = b.x.contiguous(at::MemoryFormat::ChannelsLast);
   return b;
+}
+
+at::MemoryFormat input_memory_format(const torch::nn::Module& model) {
+  for (const auto& p : model.parameters())
+    if (p.dim() == 4 && p.suggest_memory_format() == at::MemoryFormat::ChannelsLast)
+      return at::MemoryFormat::ChannelsLast;
+  return at::MemoryFormat::Contiguous;
 }
 
 Shard shard_epoch(const at::Tensor& order, const std::vector<int64_t>& global_sizes, int rank, int world) {

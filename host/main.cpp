@@ -8,6 +8,8 @@
 
 #include <iostream>
 
+#include <malloc.h>
+
 namespace {
 
 int run_main(int argc, char** argv) {
@@ -75,6 +77,13 @@ int run_main(int argc, char** argv) {
 // The last line of defence: whatever escaped a command is reported as one clear line (no LibTorch
 // backtrace) with exit status 1, never std::terminate.
 int main(int argc, char** argv) {
+  // A training step frees and reallocates the same activation-sized blocks (MBs each) every step. With
+  // glibc's defaults many of them are mmap'ed and unmapped, or trimmed back to the OS, each time, and
+  // the kernel zeroes fresh pages on every step (5-8 % of the quickstart CNN's epoch on 2 cores, see
+  // docs/benchmarks.md). Keeping blocks up to 32 MiB on the heap and never trimming below 1 GiB of
+  // free memory keeps them: the process's resident memory stays at its peak instead.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   try {
     return run_main(argc, argv);
   } catch (const std::exception& e) {

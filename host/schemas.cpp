@@ -53,6 +53,11 @@ const Schema& optimizer_schema() {
       ParamSpec::real("beta1", 0.9).range(0.0, 1.0).doc("adamw beta1"),
       ParamSpec::real("beta2", 0.999).range(0.0, 1.0).doc("adamw beta2"),
       ParamSpec::real("eps", 1e-8).range(0.0, 1.0).doc("adamw epsilon"),
+      ParamSpec::choice("implementation", "auto", {"auto", "fused", "foreach", "loop"})
+          .doc("update kernels, same arithmetic as torch.optim: fused (one kernel per group; CPU, CUDA), foreach "
+               "(one call per operation over all tensors), loop (per tensor); auto = fused on CPU/CUDA"),
+      ParamSpec::boolean("no_decay_norm_and_bias", false)
+          .doc("no weight decay on biases and norm weights (tensors of <= 1 dimension), as timm and FFCV do"),
   };
   return schema;
 }

@@ -95,6 +95,7 @@ std::optional<int64_t> StagePlanner::probe(Model& model, const View& view, int64
   const at::Tensor positions = at::arange(size, at::kLong);
   const at::Tensor indices = view.indices.index_select(0, positions);
   at::Tensor x = dataset.load(indices).to(device);
+  if (x.dim() == 4) x = x.contiguous(input_memory_format(model));  // as the loader hands batches over
   at::Tensor y = (view.targets.defined() ? view.targets.index_select(0, positions) : labels.index_select(0, indices)).to(device);
   // The probe must leave no trace: BatchNorm statistics, gradients and the dropout RNG are restored.
   std::vector<at::Tensor> buffers;

@@ -2,6 +2,7 @@
 
 #include "durable_file.h"
 #include "hash.h"
+#include "loader.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -176,7 +177,13 @@ void Trainer::train(Model& model, const TrainRequest& request) {
     return;
   }
 
-  auto optimizer = make_optimizer(config_.optimizer, model.parameters());
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& item : model.named_parameters()) named.emplace_back(item.key(), item.value());
+  BuiltOptimizer built = make_optimizer(config_.optimizer, named, context_.device());
+  const bool channels_last = input_memory_format(model) == at::MemoryFormat::ChannelsLast;
+  context_.logger().info("stage '" + request.stage + "': optimizer " + built.description +
+                         (channels_last ? "; model and input batches channels_last" : ""));
+  auto optimizer = std::move(built.optimizer);
   TrainPosition pos;
   pos.stage = request.stage;
   pos.round = request.round;

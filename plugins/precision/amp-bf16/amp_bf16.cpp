@@ -13,7 +13,8 @@ FeatureInfo AmpBf16::info() {
       .summary = "mixed precision: autocast to bfloat16 (CPU or CUDA), float32 weights, no loss scaling",
       .params = {
           pc::max_grad_norm_param(),
-          pc::channels_last_param(),
+          pc::memory_format_param(),
+          pc::channels_last_removed_param(),
           ParamSpec::boolean("cache_enabled", true)
               .doc("autocast's weight-cast cache inside a forward scope (torch.autocast's cache_enabled)"),
       },
@@ -22,12 +23,12 @@ FeatureInfo AmpBf16::info() {
 
 AmpBf16::AmpBf16(const CreateContext& ctx)
     : max_grad_norm_(ctx.params.real("max_grad_norm")),
-      channels_last_(ctx.params.boolean("channels_last")),
+      memory_format_(ctx.params.str("memory_format")),
       cache_enabled_(ctx.params.boolean("cache_enabled")) {}
 
 void AmpBf16::prepare(torch::nn::Module& model, c10::Device device) {
   pc::require_autocast(device.type(), "amp-bf16");
-  if (channels_last_) pc::to_channels_last(model);
+  pc::apply_memory_format(memory_format_, model, device, /*reduced=*/true);
 }
 
 std::unique_ptr<ForwardScope> AmpBf16::forward_scope(c10::Device device) {

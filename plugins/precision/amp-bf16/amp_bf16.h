@@ -4,6 +4,8 @@
 // there is no loss scaling.
 #pragma once
 
+#include <string>
+
 #include <loom/plugin.h>
 
 namespace loom::builtin {
@@ -20,7 +22,7 @@ class AmpBf16 final : public Precision {
 
  private:
   double max_grad_norm_;
-  bool channels_last_;
+  std::string memory_format_;
   bool cache_enabled_;
 };
 

@@ -42,7 +42,8 @@ FeatureInfo AmpFp16::info() {
       .summary = "mixed precision: autocast to float16 plus a dynamic loss scaler (torch.amp.GradScaler semantics)",
       .params = {
           pc::max_grad_norm_param(),
-          pc::channels_last_param(),
+          pc::memory_format_param(),
+          pc::channels_last_removed_param(),
           ParamSpec::boolean("cache_enabled", true)
               .doc("autocast's weight-cast cache inside a forward scope (torch.autocast's cache_enabled)"),
           ParamSpec::boolean("loss_scaling", true)
@@ -63,7 +64,7 @@ FeatureInfo AmpFp16::info() {
 AmpFp16::AmpFp16(const CreateContext& ctx)
     : logger_(ctx.run.logger()),
       max_grad_norm_(ctx.params.real("max_grad_norm")),
-      channels_last_(ctx.params.boolean("channels_last")),
+      memory_format_(ctx.params.str("memory_format")),
       cache_enabled_(ctx.params.boolean("cache_enabled")),
       scaling_(ctx.params.boolean("loss_scaling")),
       growth_factor_(ctx.params.real("growth_factor")),
@@ -86,7 +87,7 @@ AmpFp16::AmpFp16(const CreateContext& ctx)
 
 void AmpFp16::prepare(torch::nn::Module& model, c10::Device device) {
   pc::require_autocast(device.type(), "amp-fp16");
-  if (channels_last_) pc::to_channels_last(model);
+  pc::apply_memory_format(memory_format_, model, device, /*reduced=*/true);
   if (device.is_cpu())
     logger_.info("amp-fp16 on the CPU: LibTorch autocasts to float16 here, but without native float16 "
                  "arithmetic (AVX512-FP16/AMX-FP16) it is usually slower than fp32; amp-bf16 is the CPU choice");

@@ -6,6 +6,8 @@
 // "was anything non-finite?" read per optimizer step that decides whether optimizer.step() runs.
 #pragma once
 
+#include <string>
+
 #include <loom/plugin.h>
 
 namespace loom::builtin {
@@ -35,7 +37,7 @@ class AmpFp16 final : public Precision {
 
   Logger& logger_;
   double max_grad_norm_;
-  bool channels_last_;
+  std::string memory_format_;
   bool cache_enabled_;
   bool scaling_;
   double growth_factor_;

@@ -37,7 +37,8 @@ FeatureInfo Fp32::info() {
       .summary = "float32 training without autocast or loss scaling, with optional gradient clipping",
       .params = {
           precision_common::max_grad_norm_param(),
-          precision_common::channels_last_param(),
+          precision_common::memory_format_param(),
+          precision_common::channels_last_removed_param(),
           ParamSpec::boolean("tf32", false).doc("allow TF32 in cuBLAS and cuDNN (CUDA only)"),
           ParamSpec::choice("matmul_precision", "highest", {"highest", "high", "medium"})
               .doc("float32 matmul precision (at::globalContext().setFloat32MatmulPrecision)"),
@@ -47,12 +48,12 @@ FeatureInfo Fp32::info() {
 
 Fp32::Fp32(const CreateContext& ctx)
     : max_grad_norm_(ctx.params.real("max_grad_norm")),
-      channels_last_(ctx.params.boolean("channels_last")),
+      memory_format_(ctx.params.str("memory_format")),
       tf32_(ctx.params.boolean("tf32")),
       matmul_precision_(ctx.params.str("matmul_precision")) {}
 
 void Fp32::prepare(torch::nn::Module& model, c10::Device device) {
-  if (channels_last_) precision_common::to_channels_last(model);
+  precision_common::apply_memory_format(memory_format_, model, device, /*reduced=*/false);
   // Process-wide switches: applied here, when the run starts training, not when `loom check` merely
   // constructs the plugin. The matmul precision goes first because it also sets cuBLAS's TF32 flag.
   at::Context& context = at::globalContext();

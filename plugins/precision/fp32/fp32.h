@@ -19,7 +19,7 @@ class Fp32 final : public Precision {
 
  private:
   double max_grad_norm_;
-  bool channels_last_;
+  std::string memory_format_;
   bool tf32_;
   std::string matmul_precision_;
 };

@@ -41,12 +41,20 @@ inline double clip_gradients(torch::optim::Optimizer& optimizer, double max_norm
 
 /// Python's `module.to(memory_format=torch.channels_last)`: every 4-D parameter (and its gradient, if
 /// any) is re-laid out in place, keeping its identity, so call it before the optimizer is built.
+/// Like Python's, it gives channels_last *strides* even to a weight whose layout is ambiguous (one input
+/// channel, e.g. a first convolution over grey images: `contiguous(ChannelsLast)` would keep its
+/// contiguous strides, and oneDNN/cuDNN would then run that convolution and everything after it until
+/// the next channels_last weight in the contiguous layout).
 inline void to_channels_last(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
+  auto relaid = [](const at::Tensor& t) {
+    if (t.suggest_memory_format() == at::MemoryFormat::ChannelsLast) return t;
+    return at::empty_like(t, t.options().memory_format(at::MemoryFormat::ChannelsLast)).copy_(t);
+  };
   for (at::Tensor& p : module.parameters(/*recurse=*/true)) {
     if (p.dim() != 4) continue;
-    p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-    if (p.grad().defined()) p.mutable_grad() = p.grad().contiguous(at::MemoryFormat::ChannelsLast);
+    p.set_data(relaid(p));
+    if (p.grad().defined()) p.mutable_grad() = relaid(p.grad());
   }
 }
 
