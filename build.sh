@@ -4,7 +4,7 @@
 #   ./build.sh test                       set up, build, run the whole test suite (ctest)
 #   ./build.sh build                      set up and build only
 #   ./build.sh setup                      install dependencies only
-# Environment: LOOM_BUILD_DIR (default build), JOBS (default: number of cores).
+# Environment: LOOM_BUILD_DIR (default build), JOBS (default: number of cores), CI (set: warnings are errors).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -23,7 +23,8 @@ build() {
   setup
   if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     mkdir -p "$BUILD_DIR"
-    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$BUILD_DIR/configure.log" 2>&1 ||
+    # CI (CI=true) builds with warnings as errors: a normal build must stay free of compiler warnings.
+    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${CI:+-DLOOM_WARNINGS_AS_ERRORS=ON} >"$BUILD_DIR/configure.log" 2>&1 ||
       { cat "$BUILD_DIR/configure.log"; rm -f "$BUILD_DIR/CMakeCache.txt"; exit 1; }
   fi
   cmake --build "$BUILD_DIR" -j"$JOBS" ${1:+--target "$1"}
