@@ -638,20 +638,62 @@ TEST(SelfTrainingRecipe, StudentInitTeacherNeedsTheTeachersArchitecture) {
   EXPECT_FALSE(fs::exists(r.run_dir("out") / "stages/round1/student.pt"));
 }
 
+/// "<file>:<line>:<col>" of `needle`, which must occur exactly once in `file`: where an error about it points.
+std::string position_of(const fs::path& file, const std::string& needle) {
+  const std::string text = read_file(file);
+  const size_t at = text.find(needle);
+  EXPECT_NE(at, std::string::npos) << needle;
+  EXPECT_EQ(at, text.rfind(needle)) << "'" << needle << "' occurs more than once in " << file;
+  if (at == std::string::npos) return "";
+  const size_t line_start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+  const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+  return file.string() + ":" + std::to_string(line) + ":" + std::to_string(at - line_start + 1);
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 TEST(SelfTrainingRecipe, AnUnknownStudentModelKeyNamesItsPlace) {
   Recipe r("[student_model]\nhidden = [64]\nhiden = [16]\n");
   const CommandResult c = r.run_to_end("out", kOneRound);
   EXPECT_EQ(c.exit_code, 2) << c.output;  // a rejected config
-  // The line of 'hiden' in the written file.
-  const std::string text = read_file(r.config());
-  int64_t line = 1;
-  for (size_t i = 0; i < text.find("hiden ="); ++i) line += text[i] == '\n';
-  EXPECT_GT(line, 30);
-  const std::string where = r.config().string() + ":" + std::to_string(line) + ":1: error: unknown key 'hiden' in "
-                            "[student_model]";
+  const std::string where = position_of(r.config(), "hiden =") + ": error: unknown key 'hiden' in [student_model]";
   EXPECT_NE(c.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << c.output;
   EXPECT_NE(c.output.find("did you mean 'hidden'?"), std::string::npos) << c.output;
   EXPECT_FALSE(fs::exists(r.dir / "out")) << "a config error creates no run directory";
+}
+
+TEST(SelfTrainingRecipe, AStudentModelValueErrorNamesItsPlace) {
+  Recipe r("[student_model]\nhidden = \"wide\"\n");
+  const std::string where = position_of(r.config(), "\"wide\"") +
+                            ": error: 'hidden' in [student_model] (plugin 'mlp', over [model]) must be an array of "
+                            "integers, found string \"wide\"";
+  const CommandResult check = loom("check " + r.config().string());
+  EXPECT_EQ(check.exit_code, 2) << check.output;
+  EXPECT_NE(check.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << check.output;
+  EXPECT_EQ(occurrences(check.output, "'hidden' in ["), 1u) << check.output;
+  const CommandResult c = r.run_to_end("out", kOneRound);
+  EXPECT_EQ(c.exit_code, 2) << c.output;
+  EXPECT_NE(c.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << c.output;
+  EXPECT_FALSE(fs::exists(r.dir / "out")) << "a config error creates no run directory";
+}
+
+TEST(SelfTrainingRecipe, ABadModelValueIsReportedOnceBesideAStudentModel) {
+  Recipe r("[student_model]\nhidden = [128]\n");
+  std::string text = read_file(r.config());
+  text.replace(text.find("dropout = 0.1"), 13, "dropout = 2.5");
+  write_file(r.config(), text);
+  const CommandResult check = loom("check " + r.config().string());
+  EXPECT_EQ(check.exit_code, 2) << check.output;
+  const std::string where = position_of(r.config(), "2.5") +
+                            ": error: 'dropout' in [model] (plugin 'mlp') is 2.5, out of range: expected between 0 "
+                            "and 0.9";
+  EXPECT_NE(check.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << check.output;
+  EXPECT_EQ(occurrences(check.output, "'dropout' in ["), 1u) << "reported once, in [model] only:\n" << check.output;
+  EXPECT_EQ(occurrences(check.output, ": error: "), 1u) << check.output;
 }
 
 // ---- [run] val_every ----------------------------------------------------------------------------------
