@@ -486,13 +486,33 @@ TEST(SelfTrainingRecipe, PredictWithEmaLabelsWithTheTeachersAverageAndLiveWithou
   EXPECT_EQ(nlohmann::json::parse(read_file(l / "pseudo_labels_round1.json"))["predicted_with"], "live");
 }
 
+const std::string kPredictWithEmaNeeds =
+    "predict_with = \"ema\" needs the ema callback ([[callback]] plugin = \"ema\") with evaluate = true, but stage "
+    "'teacher' kept no averaged weights: the run has no ema callback, or its evaluate = false";
+
 TEST(SelfTrainingRecipe, PredictWithEmaWithoutTheEmaCallbackIsAClearError) {
   Recipe r;
   const CommandResult c = r.run_to_end("out", with(kOneRound, {"run.epochs=1", "self_training.predict_with=ema"}));
   EXPECT_EQ(c.exit_code, 1) << c.output;
-  EXPECT_NE(c.output.find("predict_with = \"ema\" needs the ema callback ([[callback]] plugin = \"ema\")"),
+  EXPECT_NE(c.output.find(kPredictWithEmaNeeds), std::string::npos) << c.output;
+  EXPECT_FALSE(fs::exists(r.run_dir("out") / "pseudo_labels_round1")) << "nothing was labelled";
+}
+
+TEST(SelfTrainingRecipe, PredictWithEmaNeedsTheEmaCallbackToEvaluate) {
+  // evaluate = false: the callback averages, but the host keeps averaged weights only of a callback that
+  // evaluates them, so there are none to label with; the error names that setting and both fixes.
+  Recipe r(kEma + "evaluate = false\n");
+  const CommandResult c = r.run_to_end("out", with(kOneRound, {"run.epochs=1", "self_training.predict_with=ema"}));
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find(kPredictWithEmaNeeds), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("Add the callback or set its evaluate = true (the default); or set predict_with = "
+                          "\"teacher\", which labels with the average when the callback has apply_at_end = true"),
             std::string::npos)
       << c.output;
+  EXPECT_EQ(c.output.find("needs the ema callback ([[callback]] plugin = \"ema\"), but"), std::string::npos)
+      << "the old message, which told a run that has the callback to add it:\n" << c.output;
+  EXPECT_TRUE(fs::exists(r.run_dir("out") / "stages/teacher.pt"));
+  EXPECT_FALSE(fs::exists(r.run_dir("out") / "stages/teacher.averaged.pt")) << "no averaged weights were kept";
   EXPECT_FALSE(fs::exists(r.run_dir("out") / "pseudo_labels_round1")) << "nothing was labelled";
 }
 
