@@ -216,28 +216,6 @@ TEST(CurriculumSelection, OutOfRangePercentilesAreRejected) {
 
 // ---- end to end helpers ---------------------------------------------------------------------------------
 
-std::vector<std::string> lines_of(const fs::path& file) {
-  std::vector<std::string> out;
-  std::istringstream in(read_file(file));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
-nlohmann::json read_npy_dir(const fs::path& dir) {
-  const CommandResult r = run(std::string(LOOM_TEST_PYTHON) + " " + LOOM_TEST_SOURCE_DIR +
-                              "/tests/python/read_npy_dir.py " + dir.string());
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return nlohmann::json::parse(r.output);
-}
-
-std::vector<nlohmann::json> round_records(const fs::path& run_dir) {
-  std::vector<nlohmann::json> out;
-  for (const auto& m : read_jsonl(run_dir / "metrics.jsonl"))
-    if (m.value("type", "") == "round") out.push_back(m);
-  return out;
-}
-
 /// The epoch records of each stage, in order.
 std::map<std::string, std::vector<nlohmann::json>> epochs_by_stage(const fs::path& run_dir) {
   std::map<std::string, std::vector<nlohmann::json>> out;
