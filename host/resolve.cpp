@@ -251,17 +251,23 @@ void resolve_student_model(const Config& config, const Registry& registry, Table
                           describe_node(*plugin)});
     return;
   }
-  // [model]'s keys, then [student_model]'s over them; each keeps its own file position for errors.
-  toml::table merged;
-  if (const toml::table* base = config.root()["model"].as_table())
-    for (auto&& [k, v] : *base) merged.insert_or_assign(k, v);
-  for (auto&& [k, v] : *student) merged.insert_or_assign(k, v);
-  merged.insert_or_assign("plugin", main.feature->info.name);
+  // [student_model] is checked in place, so each of its errors points at its own line (a merged copy
+  // would carry no file positions, and would report [model]'s errors a second time). Its schema is
+  // [model]'s with nothing required and no defaults: [model]'s resolved params supply every key it
+  // leaves out, and its own values replace those.
+  Schema overlay = main.feature->info.params;
+  for (ParamSpec& spec : overlay) {
+    spec.is_required = false;
+    spec.default_value.reset();
+  }
+  const Params own = checker.check("student_model", " (plugin '" + main.feature->info.name + "', over [model])",
+                                   student, overlay, true);
+  std::map<std::string, Value> values = main.params.values();
+  for (const auto& [k, v] : own.values()) values.insert_or_assign(k, v);
   PluginChoice choice;
   choice.feature = main.feature;
   choice.table = "student_model";
-  choice.params = checker.check("student_model", " (plugin '" + main.feature->info.name + "', over [model])", &merged,
-                                main.feature->info.params, true);
+  choice.params = Params(std::move(values));
   out.student_model = std::move(choice);
 }
 

@@ -1,4 +1,5 @@
-// Helpers for tests that drive whole `loom` runs: read model.pt, and stop a run with SIGTERM.
+// Helpers for tests that drive whole `loom` runs: read model.pt, a run's text files, its round records and
+// pseudo-label arrays, and stop a run with SIGTERM.
 #pragma once
 
 #include "test_util.h"
@@ -10,6 +11,7 @@
 #include <csignal>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
@@ -35,6 +37,32 @@ inline std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
         }
       };
   collect(archive, "");
+  return out;
+}
+
+/// The non-empty lines of a text file (a recording fixture's calls, a callback's events).
+inline std::vector<std::string> lines_of(const fs::path& file) {
+  std::vector<std::string> out;
+  std::istringstream in(read_file(file));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
+}
+
+/// A directory's .npy arrays (e.g. pseudo_labels_round<r>/) as numpy reads them (tests/python/read_npy_dir.py):
+/// {"<name>": {"dtype": ..., "shape": [...], "values": [...]}, ...}.
+inline nlohmann::json read_npy_dir(const fs::path& dir) {
+  const CommandResult r = run(std::string(LOOM_TEST_PYTHON) + " " + LOOM_TEST_SOURCE_DIR +
+                              "/tests/python/read_npy_dir.py " + dir.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return nlohmann::json::parse(r.output);
+}
+
+/// A self-training run's round records (type "round" in metrics.jsonl), round 0 first.
+inline std::vector<nlohmann::json> round_records(const fs::path& run_dir) {
+  std::vector<nlohmann::json> out;
+  for (const auto& m : read_jsonl(run_dir / "metrics.jsonl"))
+    if (m.value("type", "") == "round") out.push_back(m);
   return out;
 }
 

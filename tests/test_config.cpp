@@ -196,5 +196,67 @@ TEST_F(ConfigErrorsTest, PathsResolveAgainstTheConfigFile) {
   EXPECT_EQ(fs::path(resolved.run.str("output_dir")), fs::weakly_canonical(dir / "out"));
 }
 
+// ---- [student_model] ---------------------------------------------------------------------------------
+// kValid ends with [model] on lines 9-10; the tables appended below start at line 11.
+
+TEST_F(ConfigErrorsTest, StudentModelValueErrorHasItsPosition) {
+  auto e = errors_of(dir, std::string(kValid) + "\n[student_model]\nhidden = \"wide\"\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0], file() + ":13:10: error: 'hidden' in [student_model] (plugin 'mlp', over [model]) must be an array "
+                           "of integers, found string \"wide\"");
+  // The same with the plugin named, and a range error next to it: each at its own place.
+  e = errors_of(dir, std::string(kValid) + "\n[student_model]\nplugin = \"mlp\"\nhidden = \"wide\"\ndropout = 2.0\n");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].rfind(file() + ":14:10: error: 'hidden' in [student_model]", 0), 0u) << e[0];
+  EXPECT_EQ(e[1], file() + ":15:11: error: 'dropout' in [student_model] (plugin 'mlp', over [model]) is 2, out of "
+                           "range: expected between 0 and 0.9");
+  // From --set: the expression.
+  e = errors_of(dir, std::string(kValid) + "\n[student_model]\nhidden = [64]\n", {"student_model.dropout=2.0"});
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("--set student_model.dropout=2.0: error: 'dropout' in [student_model]", 0), 0u) << e[0];
+}
+
+TEST_F(ConfigErrorsTest, ABadModelValueIsReportedOnceWithAStudentModel) {
+  for (const std::string student : {"[student_model]\nhidden = [64]\n", "[student_model]\nplugin = \"mlp\"\n",
+                                    "[student_model]\n"}) {
+    SCOPED_TRACE(student);
+    auto e = errors_of(dir, std::string(kValid) + "dropout = 2.0\n\n" + student);
+    std::string all;
+    for (const auto& line : e) all += line + "\n";
+    ASSERT_EQ(e.size(), 1u) << all;
+    EXPECT_EQ(e[0], file() + ":11:11: error: 'dropout' in [model] (plugin 'mlp') is 2, out of range: expected "
+                             "between 0 and 0.9");
+  }
+  // [model]'s error and [student_model]'s own: both, each once, at its place.
+  auto e = errors_of(dir, std::string(kValid) + "dropout = 2.0\n\n[student_model]\nbatchnorm = 1\n");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].rfind(file() + ":11:11: error: 'dropout' in [model]", 0), 0u) << e[0];
+  EXPECT_EQ(e[1], file() + ":14:13: error: 'batchnorm' in [student_model] (plugin 'mlp', over [model]) must be a "
+                           "boolean (true or false), found integer 1");
+}
+
+TEST_F(ConfigErrorsTest, StudentModelKeysReplaceModelKeys) {
+  write_file(dir / "c.toml", std::string(kValid) + "dropout = 0.3\n\n[student_model]\nhidden = [64]\n");
+  auto resolved = host::resolve(Config::load(dir / "c.toml"), registry());
+  ASSERT_TRUE(resolved.student_model.has_value());
+  const Params& student = resolved.student_model->params;
+  EXPECT_EQ(resolved.student_model->feature->info.name, "mlp");
+  EXPECT_EQ(resolved.student_model->table, "student_model");
+  EXPECT_EQ(student.get<std::vector<int64_t>>("hidden"), (std::vector<int64_t>{64}));  // its own
+  EXPECT_DOUBLE_EQ(student.real("dropout"), 0.3);                                      // [model]'s
+  EXPECT_FALSE(student.boolean("batchnorm"));                                          // the default
+  EXPECT_EQ(resolved.one(Kind::Model).params.get<std::vector<int64_t>>("hidden"), (std::vector<int64_t>{256, 128}));
+  EXPECT_EQ(student.values().size(), resolved.one(Kind::Model).params.values().size());
+
+  // Another model plugin takes only its own keys: [model]'s dropout does not apply.
+  write_file(dir / "c.toml",
+             std::string(kValid) + "dropout = 0.3\n\n[student_model]\nplugin = \"cnn\"\nchannels = [8]\n");
+  resolved = host::resolve(Config::load(dir / "c.toml"), registry());
+  ASSERT_TRUE(resolved.student_model.has_value());
+  EXPECT_EQ(resolved.student_model->feature->info.name, "cnn");
+  EXPECT_EQ(resolved.student_model->params.get<std::vector<int64_t>>("channels"), (std::vector<int64_t>{8}));
+  EXPECT_DOUBLE_EQ(resolved.student_model->params.real("dropout"), 0.25);  // cnn's default
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -50,14 +50,6 @@ struct SyntheticRun {
   fs::path run_dir(const std::string& out) const { return only_run_dir(dir / out, "synthetic"); }
 };
 
-std::vector<std::string> lines_of(const fs::path& file) {
-  std::vector<std::string> out;
-  std::istringstream in(read_file(file));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
 void expect_same_weights(const fs::path& a, const fs::path& b) {
   const auto wa = load_weights(a), wb = load_weights(b);
   ASSERT_FALSE(wa.empty());

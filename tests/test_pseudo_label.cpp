@@ -373,20 +373,6 @@ TEST(PseudoLabelSplits, LabeledUnlabeledValAndTestAreDisjoint) {
 
 // ---- end to end -------------------------------------------------------------------------------------
 
-nlohmann::json read_npy_dir(const fs::path& dir) {
-  const CommandResult r = run(std::string(LOOM_TEST_PYTHON) + " " + LOOM_TEST_SOURCE_DIR +
-                              "/tests/python/read_npy_dir.py " + dir.string());
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return nlohmann::json::parse(r.output);
-}
-
-std::vector<nlohmann::json> round_records(const fs::path& run_dir) {
-  std::vector<nlohmann::json> out;
-  for (const auto& m : read_jsonl(run_dir / "metrics.jsonl"))
-    if (m.value("type", "") == "round") out.push_back(m);
-  return out;
-}
-
 std::string synthetic_args(const fs::path& out, const std::vector<std::string>& sets) {
   std::string args = "run " + kSynthetic + " --set run.output_dir=" + out.string();
   for (const auto& s : sets) args += " --set " + s;

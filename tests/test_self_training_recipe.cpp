@@ -216,28 +216,6 @@ TEST(CurriculumSelection, OutOfRangePercentilesAreRejected) {
 
 // ---- end to end helpers ---------------------------------------------------------------------------------
 
-std::vector<std::string> lines_of(const fs::path& file) {
-  std::vector<std::string> out;
-  std::istringstream in(read_file(file));
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty()) out.push_back(line);
-  return out;
-}
-
-nlohmann::json read_npy_dir(const fs::path& dir) {
-  const CommandResult r = run(std::string(LOOM_TEST_PYTHON) + " " + LOOM_TEST_SOURCE_DIR +
-                              "/tests/python/read_npy_dir.py " + dir.string());
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  return nlohmann::json::parse(r.output);
-}
-
-std::vector<nlohmann::json> round_records(const fs::path& run_dir) {
-  std::vector<nlohmann::json> out;
-  for (const auto& m : read_jsonl(run_dir / "metrics.jsonl"))
-    if (m.value("type", "") == "round") out.push_back(m);
-  return out;
-}
-
 /// The epoch records of each stage, in order.
 std::map<std::string, std::vector<nlohmann::json>> epochs_by_stage(const fs::path& run_dir) {
   std::map<std::string, std::vector<nlohmann::json>> out;
@@ -486,13 +464,33 @@ TEST(SelfTrainingRecipe, PredictWithEmaLabelsWithTheTeachersAverageAndLiveWithou
   EXPECT_EQ(nlohmann::json::parse(read_file(l / "pseudo_labels_round1.json"))["predicted_with"], "live");
 }
 
+const std::string kPredictWithEmaNeeds =
+    "predict_with = \"ema\" needs the ema callback ([[callback]] plugin = \"ema\") with evaluate = true, but stage "
+    "'teacher' kept no averaged weights: the run has no ema callback, or its evaluate = false";
+
 TEST(SelfTrainingRecipe, PredictWithEmaWithoutTheEmaCallbackIsAClearError) {
   Recipe r;
   const CommandResult c = r.run_to_end("out", with(kOneRound, {"run.epochs=1", "self_training.predict_with=ema"}));
   EXPECT_EQ(c.exit_code, 1) << c.output;
-  EXPECT_NE(c.output.find("predict_with = \"ema\" needs the ema callback ([[callback]] plugin = \"ema\")"),
+  EXPECT_NE(c.output.find(kPredictWithEmaNeeds), std::string::npos) << c.output;
+  EXPECT_FALSE(fs::exists(r.run_dir("out") / "pseudo_labels_round1")) << "nothing was labelled";
+}
+
+TEST(SelfTrainingRecipe, PredictWithEmaNeedsTheEmaCallbackToEvaluate) {
+  // evaluate = false: the callback averages, but the host keeps averaged weights only of a callback that
+  // evaluates them, so there are none to label with; the error names that setting and both fixes.
+  Recipe r(kEma + "evaluate = false\n");
+  const CommandResult c = r.run_to_end("out", with(kOneRound, {"run.epochs=1", "self_training.predict_with=ema"}));
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find(kPredictWithEmaNeeds), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("Add the callback or set its evaluate = true (the default); or set predict_with = "
+                          "\"teacher\", which labels with the average when the callback has apply_at_end = true"),
             std::string::npos)
       << c.output;
+  EXPECT_EQ(c.output.find("needs the ema callback ([[callback]] plugin = \"ema\"), but"), std::string::npos)
+      << "the old message, which told a run that has the callback to add it:\n" << c.output;
+  EXPECT_TRUE(fs::exists(r.run_dir("out") / "stages/teacher.pt"));
+  EXPECT_FALSE(fs::exists(r.run_dir("out") / "stages/teacher.averaged.pt")) << "no averaged weights were kept";
   EXPECT_FALSE(fs::exists(r.run_dir("out") / "pseudo_labels_round1")) << "nothing was labelled";
 }
 
@@ -638,20 +636,62 @@ TEST(SelfTrainingRecipe, StudentInitTeacherNeedsTheTeachersArchitecture) {
   EXPECT_FALSE(fs::exists(r.run_dir("out") / "stages/round1/student.pt"));
 }
 
+/// "<file>:<line>:<col>" of `needle`, which must occur exactly once in `file`: where an error about it points.
+std::string position_of(const fs::path& file, const std::string& needle) {
+  const std::string text = read_file(file);
+  const size_t at = text.find(needle);
+  EXPECT_NE(at, std::string::npos) << needle;
+  EXPECT_EQ(at, text.rfind(needle)) << "'" << needle << "' occurs more than once in " << file;
+  if (at == std::string::npos) return "";
+  const size_t line_start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+  const auto line = 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+  return file.string() + ":" + std::to_string(line) + ":" + std::to_string(at - line_start + 1);
+}
+
+size_t occurrences(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 TEST(SelfTrainingRecipe, AnUnknownStudentModelKeyNamesItsPlace) {
   Recipe r("[student_model]\nhidden = [64]\nhiden = [16]\n");
   const CommandResult c = r.run_to_end("out", kOneRound);
   EXPECT_EQ(c.exit_code, 2) << c.output;  // a rejected config
-  // The line of 'hiden' in the written file.
-  const std::string text = read_file(r.config());
-  int64_t line = 1;
-  for (size_t i = 0; i < text.find("hiden ="); ++i) line += text[i] == '\n';
-  EXPECT_GT(line, 30);
-  const std::string where = r.config().string() + ":" + std::to_string(line) + ":1: error: unknown key 'hiden' in "
-                            "[student_model]";
+  const std::string where = position_of(r.config(), "hiden =") + ": error: unknown key 'hiden' in [student_model]";
   EXPECT_NE(c.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << c.output;
   EXPECT_NE(c.output.find("did you mean 'hidden'?"), std::string::npos) << c.output;
   EXPECT_FALSE(fs::exists(r.dir / "out")) << "a config error creates no run directory";
+}
+
+TEST(SelfTrainingRecipe, AStudentModelValueErrorNamesItsPlace) {
+  Recipe r("[student_model]\nhidden = \"wide\"\n");
+  const std::string where = position_of(r.config(), "\"wide\"") +
+                            ": error: 'hidden' in [student_model] (plugin 'mlp', over [model]) must be an array of "
+                            "integers, found string \"wide\"";
+  const CommandResult check = loom("check " + r.config().string());
+  EXPECT_EQ(check.exit_code, 2) << check.output;
+  EXPECT_NE(check.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << check.output;
+  EXPECT_EQ(occurrences(check.output, "'hidden' in ["), 1u) << check.output;
+  const CommandResult c = r.run_to_end("out", kOneRound);
+  EXPECT_EQ(c.exit_code, 2) << c.output;
+  EXPECT_NE(c.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << c.output;
+  EXPECT_FALSE(fs::exists(r.dir / "out")) << "a config error creates no run directory";
+}
+
+TEST(SelfTrainingRecipe, ABadModelValueIsReportedOnceBesideAStudentModel) {
+  Recipe r("[student_model]\nhidden = [128]\n");
+  std::string text = read_file(r.config());
+  text.replace(text.find("dropout = 0.1"), 13, "dropout = 2.5");
+  write_file(r.config(), text);
+  const CommandResult check = loom("check " + r.config().string());
+  EXPECT_EQ(check.exit_code, 2) << check.output;
+  const std::string where = position_of(r.config(), "2.5") +
+                            ": error: 'dropout' in [model] (plugin 'mlp') is 2.5, out of range: expected between 0 "
+                            "and 0.9";
+  EXPECT_NE(check.output.find(where), std::string::npos) << "expected '" << where << "' in:\n" << check.output;
+  EXPECT_EQ(occurrences(check.output, "'dropout' in ["), 1u) << "reported once, in [model] only:\n" << check.output;
+  EXPECT_EQ(occurrences(check.output, ": error: "), 1u) << check.output;
 }
 
 // ---- [run] val_every ----------------------------------------------------------------------------------

@@ -115,8 +115,8 @@ FeatureInfo PseudoLabel::info() {
                    "RandAugment + random erasing, as Noisy Student does)"),
           ParamSpec::choice("predict_with", "teacher", {"teacher", "ema", "live"})
               .doc("the weights that label the pool: teacher = the teacher's stage result (the EMA average when the "
-                   "ema callback applies it at the end); ema = the EMA weights (needs the ema callback); live = the "
-                   "weights training left, before any averaging"),
+                   "ema callback applies it at the end); ema = the EMA weights (needs the ema callback with "
+                   "evaluate = true); live = the weights training left, before any averaging"),
       },
   };
 }
@@ -280,10 +280,15 @@ std::shared_ptr<Model> PseudoLabel::predictor(TrainerServices& services, const s
   if (options_.predict_with == Options::PredictWith::Teacher) return teacher;
   if (options_.predict_with == Options::PredictWith::Live) return services.stage_weights(teacher_stage, StageWeights::Live);
   std::shared_ptr<Model> averaged = services.stage_weights(teacher_stage, StageWeights::Averaged);
+  // The host keeps a stage's averaged weights only where a callback evaluates them (eval_model): the ema
+  // callback with evaluate = false averages, but hands nothing over.
   if (!averaged)
-    throw std::invalid_argument("[self_training] predict_with = \"ema\" needs the ema callback ([[callback]] plugin = "
-                                "\"ema\"), but stage '" + teacher_stage + "' kept no averaged weights; add it, or set "
-                                "predict_with = \"teacher\"");
+    throw std::invalid_argument(
+        "[self_training] predict_with = \"ema\" needs the ema callback ([[callback]] plugin = \"ema\") with "
+        "evaluate = true, but stage '" + teacher_stage + "' kept no averaged weights: the run has no ema callback, or "
+        "its evaluate = false (only an average the callback evaluates is kept). Add the callback or set its evaluate = "
+        "true (the default); or set predict_with = \"teacher\", which labels with the average when the callback has "
+        "apply_at_end = true");
   return averaged;
 }
 
