@@ -121,7 +121,7 @@ TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
   fs::remove(dir / "checkpoint.prev.sha256");
   const CommandResult c = loom("run --resume " + dir.string());
   EXPECT_EQ(c.exit_code, 1) << c.output;
-  EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.5.0) reads "
+  EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.5.1) reads "
                           "format 2 only"),
             std::string::npos)
       << c.output;
