@@ -27,7 +27,9 @@ build() {
     cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${CI:+-DLOOM_WARNINGS_AS_ERRORS=ON} >"$BUILD_DIR/configure.log" 2>&1 ||
       { cat "$BUILD_DIR/configure.log"; rm -f "$BUILD_DIR/CMakeCache.txt"; exit 1; }
   fi
+  local t0=$SECONDS
   cmake --build "$BUILD_DIR" -j"$JOBS" ${1:+--target "$1"}
+  echo "build.sh: built ${1:-everything} in $((SECONDS - t0)) s ($JOBS jobs)"
 }
 
 cmd=${1:-}
