@@ -17,7 +17,8 @@
 #   communicator  the quickstart again with the nccl communicator as the only rank (RANK=0 WORLD_SIZE=1 …):
 #                 same test accuracy as `none` (within 0.01); comm_check's collectives through nccl, and
 #                 its all-reduce bandwidth (256 MB)
-#   precision     scripts/gpu-check-precision.sh, if present and executable (fp32/TF32/bf16/fp16 table)
+#   precision     scripts/gpu-check-precision.sh, if present and executable (fp32/TF32/bf16/fp16 table, 3 runs
+#                 each for the spread; ResNet-18 bf16 against Python)
 #   accumulation  quickstart CNN on synthetic 1x28x28 data: micro-batch x steps = 256x1, 64x4, 16x16
 # Everything lands in $OUT (at most 8 files come back): summary.md (also printed at the end), build.log,
 # ctest.log, quickstart.log, quickstart-metrics.jsonl, quickstart-summary.json, precision.log,
