@@ -44,6 +44,9 @@ function(loom_add_plugin target)
     # Inside Loom's tree (whose build type defaults to Release): reuse the shared precompiled header.
     # Its compile flags must stay identical to the plugin's, so no per-target flags are added here.
     target_precompile_headers(${target} REUSE_FROM loom_pch)
+    # One translation unit per plugin (a unity build): each one loads the whole precompiled header and
+    # instantiates LibTorch's inline code again, which costs more than most plugins' own code.
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 0)
   else()
     # Third party: optimised even when the project set no build type ($<CONFIG:> is true only then).
     target_compile_options(${target} PRIVATE "$<$<CONFIG:>:-O2>")
