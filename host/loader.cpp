@@ -47,7 +47,11 @@ Batch Loader::make(int64_t index) const {
   b.x = dataset_.load(indices);
   b.y = view_.targets.defined() ? view_.targets.index_select(0, positions) : labels_.index_select(0, indices);
   if (view_.weights.defined()) b.w = view_.weights.index_select(0, positions).to(at::kFloat);
-  if (options_.device.is_cuda()) {
+  if (!b.x.is_cpu() && b.x.device().type() == options_.device.type()) {
+    // A cache that keeps the samples on the run's device (the device cache) gathered them there already.
+    b.y = b.y.to(options_.device);
+    if (b.w.defined()) b.w = b.w.to(options_.device);
+  } else if (options_.device.is_cuda()) {
     b.x = b.x.pin_memory().to(options_.device, /*non_blocking=*/true);
     b.y = b.y.pin_memory().to(options_.device, true);
     if (b.w.defined()) b.w = b.w.pin_memory().to(options_.device, true);

@@ -117,6 +117,56 @@ TEST_F(Caches, MemoryIsBitIdenticalToUncachedAndForwardsTheRest) {
   EXPECT_NE(log().find("memory cache: 70000 samples (54.9 MB as uint8)"), std::string::npos) << log();
 }
 
+// ---- device (on the CPU here: the run's device) ----------------------------------------------------
+
+TEST_F(Caches, DeviceIsBitIdenticalToUncachedAndStoresPixelsAsUint8) {
+  const auto synthetic = dataset("synthetic", {});
+  const auto cached = cache("device", {}, synthetic)->wrap(synthetic);
+  expect_same_samples(*cached, *synthetic, "device/synthetic/auto");
+  EXPECT_EQ(cached->fingerprint(), synthetic->fingerprint());
+  EXPECT_TRUE(torch::equal(cached->labels(), synthetic->labels()));
+  // auto means uint8 for a dataset that declares its pixel affine (Fashion-MNIST does): 4x smaller, exact
+  const auto wrapped = cache("device", {}, fashion())->wrap(fashion());
+  expect_same_samples(*wrapped, *fashion(), "device/fashion-mnist/auto");
+  EXPECT_NE(log().find("device cache: 70000 samples (54.9 MB as uint8) on cpu"), std::string::npos) << log();
+  const auto as_float = cache("device", {{"store_dtype", std::string("float32")}}, fashion())->wrap(fashion());
+  expect_same_samples(*as_float, *fashion(), "device/fashion-mnist/float32");
+  EXPECT_THROW(wrapped->load(torch::tensor({int64_t{70000}})), std::out_of_range);
+}
+
+TEST_F(Caches, DeviceRefusesMoreThanMaxBytes) {
+  const auto synthetic = dataset("synthetic", {});
+  try {
+    cache("device", {{"max_bytes", int64_t{1000}}}, synthetic)->wrap(synthetic);
+    FAIL() << "expected a refusal";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than max_bytes = 1000"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Fix:"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DeviceCacheRun, TrainsExactlyLikeTheMemoryCache) {
+  // The same run through both caches: the device cache's batches (gathered and converted where the
+  // samples live) must be the memory cache's, so the losses agree to the last bit.
+  std::map<std::string, std::vector<nlohmann::json>> records;
+  for (const std::string plugin : {"memory", "device"}) {
+    TempDir d;
+    write_file(d / "c.toml", "[run]\nname = \"c\"\nseed = 3\nepochs = 2\nthreads = 1\ndevice = \"cpu\"\noutput_dir = \"" +
+                                 d.path().string() + "\"\n[loader]\nbatch_size = 64\n[dataset]\nplugin = \"fashion-mnist\"\n"
+                                 "labeled_fraction = 0.02\n[model]\nplugin = \"cnn\"\nchannels = [8]\nhidden = 16\n"
+                                 "[[augmentation]]\nplugin = \"flip\"\n[cache]\nplugin = \"" + plugin + "\"\n");
+    const CommandResult r = loom("run " + (d / "c.toml").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    records[plugin] = read_epoch_records(only_run_dir(d.path(), "c") / "metrics.jsonl");
+  }
+  ASSERT_EQ(records["memory"].size(), 2u);
+  ASSERT_EQ(records["device"].size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(records["memory"][e]["train_loss"], records["device"][e]["train_loss"]) << "epoch " << e;
+    EXPECT_EQ(records["memory"][e]["val_accuracy"], records["device"][e]["val_accuracy"]) << "epoch " << e;
+  }
+}
+
 TEST_F(Caches, MemoryFloat16IsLossyAndWarnsOnce) {
   const auto synthetic = dataset("synthetic");
   const auto cached = cache("memory", {{"store_dtype", std::string("float16")}}, synthetic)->wrap(synthetic);
