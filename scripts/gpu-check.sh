@@ -29,7 +29,8 @@
 # (default build-gpu, git-ignored), PYTHON (default: the python3 that imports torch), CMAKE_GENERATOR
 # (default Ninja when found), GPU_RESERVE (seconds kept back for the GPU runs, default 240), SKIP_TESTS=1
 # (build the tests but don't run ctest). For a dry run without a GPU: GPU_CHECK_DEVICE=cpu,
-# QUICKSTART_EPOCHS (default 3), ACCUM_SAMPLES (default 32768).
+# QUICKSTART_EPOCHS (default 3), ACCUM_SAMPLES (default 32768), QS_CACHE (the quickstart's [cache] plugin,
+# default none; QS_CACHE=device measures the device-resident data path, issue 14's >= 150,000 samples/s).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -328,8 +329,9 @@ if ((built_loom)) && (( t >= MIN_STAGE )); then
   for d in "$DEPS/data/fashion-mnist" /usr/share/datasets/fashion-mnist; do
     [ -f "$d/train-images-idx3-ubyte.gz" ] && { DATA=$d; break; }
   done
-  qs_args=(run configs/quickstart.toml --set "run.device=$DEVICE" --set "run.epochs=$QS_EPOCHS" --set "run.output_dir=$WORK/qs")
-  qs_note="Fashion-MNIST from $DATA"
+  qs_args=(run configs/quickstart.toml --set "run.device=$DEVICE" --set "run.epochs=$QS_EPOCHS" --set "run.output_dir=$WORK/qs"
+           --set "cache.plugin=${QS_CACHE:-none}")
+  qs_note="Fashion-MNIST from $DATA, cache ${QS_CACHE:-none}"
   if [ -n "$DATA" ]; then
     qs_args+=(--set "dataset.root=$DATA")
   else
