@@ -7,7 +7,7 @@
 #
 # Everything is header-only where the library allows it: toml++ (TOML_HEADER_ONLY=1), spdlog
 # (SPDLOG_HEADER_ONLY + SPDLOG_FMT_EXTERNAL) over fmt (FMT_HEADER_ONLY). Each library has its own include
-# root, so fmt's headers reach only spdlog's users (host/log.cpp), never a translation unit that also
+# root, so fmt's headers reach only spdlog's users (host/cli/log.cpp), never a translation unit that also
 # sees LibTorch's bundled fmt.
 if(NOT LOOM_DEPS_DIR)
   return()

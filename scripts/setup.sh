@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Loom needs, skipping whatever is already present (idempotent, quick on a ready machine).
 #   Debian packages: compilers' libraries (Boost.DLL, toml++, spdlog, GoogleTest, CLI11, nlohmann-json,
-#   zlib, libjpeg-turbo and libpng for the image-folder dataset), ccache, and the Fashion-MNIST data set.
+#   zlib, OpenSSL's libcrypto (SHA-256 of checkpoints and caches), libjpeg-turbo and libpng for the
+#   image-folder dataset, Open MPI for the mpi communicator), ccache, and the Fashion-MNIST data set.
+#   tests/test_setup_deps.py checks this list against every find_package() in the CMake files.
 #   PyPI: torch (LibTorch comes from its wheel), numpy (reference checks in tests), tensorboard (the tests
 #   read the tensorboard metric sink's event files back with it), torchvision + Pillow (the reference for
 #   the model zoo's and the augmentation ops' parity tests).
@@ -19,7 +21,7 @@ TORCHVISION_VERSION=0.29.2
 PILLOW_VERSION=12.0.0
 DEBS=(build-essential cmake python3 python3-pip libboost-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
       libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev zlib1g-dev ccache dataset-fashion-mnist
-      libopenmpi-dev openmpi-bin libjpeg62-turbo-dev libpng-dev)
+      libopenmpi-dev openmpi-bin libjpeg62-turbo-dev libpng-dev libssl-dev)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -4,8 +4,8 @@
 
 #include "test_util.h"
 
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <loom/augmentation.h>
 

@@ -5,8 +5,8 @@
 #include "test_util.h"
 
 #include "common/model/torch_file.h"
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

@@ -4,10 +4,10 @@
 // and a cross-check against a Python loop written like the seed's with its bugs fixed.
 #include "test_util.h"
 
-#include "optim.h"
-#include "registry.h"
-#include "resolve.h"
-#include "run_context.h"
+#include "loop/optim.h"
+#include "plugins/registry.h"
+#include "config/resolve.h"
+#include "plugins/run_context.h"
 
 #include <gtest/gtest.h>
 #include <torch/serialize.h>

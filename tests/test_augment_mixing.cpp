@@ -4,7 +4,7 @@
 #include "augment_ops.h"
 
 #include "common/npy/npy_tensor.h"
-#include "loss.h"
+#include "loop/loss.h"
 
 #include <sstream>
 

@@ -4,8 +4,8 @@
 #include "test_util.h"
 
 #include "augmentation/common/auto_augment.h"
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <loom/augmentation.h>
 

@@ -3,9 +3,9 @@
 // refused with the tables to write instead.
 #include "test_util.h"
 
-#include "augment_pipelines.h"
-#include "registry.h"
-#include "run_context.h"
+#include "loop/augment_pipelines.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>

@@ -3,8 +3,8 @@
 // size refusal, keys, validation and rebuild of damaged caches, concurrent builders, inspect/clear.
 #include "test_util.h"
 
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include "cache/common/store_format.h"
 

@@ -11,9 +11,9 @@
 // host's write_model().
 #include "test_util.h"
 
-#include "checkpoint.h"
-#include "registry.h"
-#include "run_context.h"
+#include "state/checkpoint.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include "common/npy/npy_tensor.h"
 

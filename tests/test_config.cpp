@@ -2,9 +2,9 @@
 // expected, and suggests the fix; all errors come at once.
 #include "test_util.h"
 
-#include "config.h"
-#include "registry.h"
-#include "resolve.h"
+#include "config/config.h"
+#include "plugins/registry.h"
+#include "config/resolve.h"
 
 #include <gtest/gtest.h>
 

@@ -4,9 +4,9 @@
 // never crash, never hang, and create nothing.
 #include "test_util.h"
 
-#include "config.h"
-#include "registry.h"
-#include "resolve.h"
+#include "config/config.h"
+#include "plugins/registry.h"
+#include "config/resolve.h"
 
 #include <gtest/gtest.h>
 

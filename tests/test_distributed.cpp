@@ -3,7 +3,7 @@
 #include "run_util.h"
 #include "test_util.h"
 
-#include "loader.h"
+#include "loop/loader.h"
 
 #include <ATen/ATen.h>
 

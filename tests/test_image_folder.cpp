@@ -5,8 +5,8 @@
 #include "image_files.h"
 #include "test_util.h"
 
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>

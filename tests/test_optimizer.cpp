@@ -4,8 +4,8 @@
 // survives a checkpoint whatever the implementation.
 #include "test_util.h"
 
-#include "optim.h"
-#include "resolve.h"
+#include "loop/optim.h"
+#include "config/resolve.h"
 
 #include "common/npy/npy_tensor.h"
 

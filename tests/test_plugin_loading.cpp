@@ -2,8 +2,8 @@
 // wrong C++ ABI, no entry point, a factory that throws — and the exact messages users see.
 #include "test_util.h"
 
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <dlfcn.h>
 #include <gtest/gtest.h>

@@ -9,7 +9,7 @@
 //   - amp-bf16 trains the quickstart model to within a point of fp32's accuracy (reduced setting).
 #include "run_util.h"
 
-#include "registry.h"
+#include "plugins/registry.h"
 
 #include <gtest/gtest.h>
 #include <torch/serialize.h>

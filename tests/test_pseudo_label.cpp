@@ -3,19 +3,19 @@
 // (metrics, provenance read back by numpy, summary), and resume at a round boundary.
 #include "run_util.h"
 
-#include "checkpoint.h"
-#include "config.h"
-#include "hash.h"
-#include "loss.h"
-#include "metrics.h"
-#include "registry.h"
-#include "resolve.h"
-#include "run_context.h"
+#include "state/checkpoint.h"
+#include "config/config.h"
+#include "state/hash.h"
+#include "loop/loss.h"
+#include "state/metrics.h"
+#include "plugins/registry.h"
+#include "config/resolve.h"
+#include "plugins/run_context.h"
 #include "selection.h"
-#include "setup.h"
+#include "cli/setup.h"
 #include "student_data.h"
-#include "run_plugins.h"
-#include "trainer.h"
+#include "plugins/run_plugins.h"
+#include "loop/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>

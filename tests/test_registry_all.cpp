@@ -3,8 +3,8 @@
 #include "image_files.h"
 #include "test_util.h"
 
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>

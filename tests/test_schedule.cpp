@@ -1,8 +1,8 @@
 // The built-in LR schedules, cross-checked against PyTorch's own schedulers (same torch install).
 #include "test_util.h"
 
-#include "optim.h"
-#include "resolve.h"
+#include "loop/optim.h"
+#include "config/resolve.h"
 
 #include <gtest/gtest.h>
 

@@ -8,8 +8,8 @@
 //
 // The ops see a stand-in dataset that declares the pixel affine of Normalize(mean 0.5, std 0.25) per
 // channel (ops such as randaugment need one). List parameters take comma-separated values.
-#include "registry.h"
-#include "run_context.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>

@@ -6,10 +6,10 @@
 // The dataset, cache and loader settings ([loader] batch_size, prefetch; [run] threads) come from the
 // config exactly as `loom run` would create them. The first epoch of an uncached or npy-cold run includes
 // whatever the cache builds in wrap(); wrap() is timed separately and reported as "setup_seconds".
-#include "loader.h"
-#include "memory.h"
-#include "run_context.h"
-#include "setup.h"
+#include "loop/loader.h"
+#include "loop/memory.h"
+#include "plugins/run_context.h"
+#include "cli/setup.h"
 
 #include <loom/cache.h>
 

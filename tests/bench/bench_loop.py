@@ -58,7 +58,7 @@ SGEMM_N = 1024
 SGEMM_WARMUP = 3
 SGEMM_TIMED = 15
 
-# Mirrors of Loom's defaults (plugins/dataset/fashion-mnist, plugins/model/*, host/resolve.cpp).
+# Mirrors of Loom's defaults (plugins/dataset/fashion-mnist, plugins/model/*, host/config/resolve.cpp).
 N_TRAIN = 60000
 VAL_SIZE = 5000
 SPLIT_SEED = 0
@@ -75,7 +75,7 @@ MASK64 = (1 << 64) - 1
 # ---------------------------------------------------------------------------------------------------
 
 def derive_seed(seed: int, stream: str) -> int:
-    """host/run_context.cpp derive_seed: FNV-1a 64 over the seed's 8 little-endian bytes, then the name."""
+    """host/plugins/run_context.cpp derive_seed: FNV-1a 64 over the seed's 8 little-endian bytes, then the name."""
     h = FNV_OFFSET
     for byte in (seed & MASK64).to_bytes(8, "little") + stream.encode():
         h = ((h ^ byte) * FNV_PRIME) & MASK64

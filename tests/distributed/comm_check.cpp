@@ -27,9 +27,9 @@
 //          --plugin-dir DIR (default: this build's plugins), --mb N, --iters N.
 #include "test_paths.h"
 
-#include "log.h"
-#include "registry.h"
-#include "run_context.h"
+#include "cli/log.h"
+#include "plugins/registry.h"
+#include "plugins/run_context.h"
 
 #include <loom/communicator.h>
 

@@ -1,6 +1,6 @@
 // The plugin kinds. Each SDK interface names its kind as `static constexpr Kind kKind`.
 //
-// Adding a kind touches this list and the host's table of kinds (host/kinds_table.cpp: TOML table,
+// Adding a kind touches this list and the host's table of kinds (host/plugins/kinds_table.cpp: TOML table,
 // neutral plugin, one-or-many, creation order), nothing else.
 #pragma once
 

@@ -1,0 +1,344 @@
+#include "loop/trainer.h"
+
+#include "state/durable_file.h"
+#include "state/hash.h"
+#include "loop/loader.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+#include <torch/utils.h>
+
+#include <atomic>
+#include <mutex>
+
+namespace loom::host {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+at::Generator rng_of(c10::Device device) {
+  return device.is_cuda() ? at::globalContext().defaultGenerator(device) : at::detail::getDefaultCPUGenerator();
+}
+
+at::Tensor rng_state(c10::Device device) {
+  at::Generator gen = rng_of(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_rng_state(c10::Device device, const at::Tensor& state) {
+  at::Generator gen = rng_of(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+}  // namespace
+
+void request_stop() { g_stop.store(true); }
+bool stop_requested() { return g_stop.load(); }
+
+Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRunContext& context, RunPlugins& plugins,
+                 std::shared_ptr<CheckpointReader> resume, std::filesystem::path run_dir)
+    : config_(config),
+      registry_(registry),
+      context_(context),
+      plugins_(plugins),
+      resume_(std::move(resume)),
+      run_dir_(std::move(run_dir)),
+      options_(LoopOptions::from(config, context.device())),
+      dp_(plugins.communicator, context.device()),
+      labels_(plugins.dataset->labels().to(at::kLong).contiguous()),
+      evaluator_{*plugins.dataset, labels_, *plugins.precision, dp_, PluginRef::of(*config.one(Kind::Model).feature),
+                 context.device(), options_.eval_batch_size, options_.prefetch},
+      progress_(context.host_logger(), stderr_is_terminal(), options_.log_every_seconds),
+      control_(dp_.primary(), [this](const Model& m) { return clone_model(m); }, context.run_dir(), summary_,
+               context.logger()) {
+  if (labels_.dim() != 1 || labels_.size(0) != plugins_.dataset->size())
+    throw PluginError(plugins_.dataset->who().describe() + ": labels() must have one entry per sample (" +
+                      std::to_string(plugins_.dataset->size()) + "), got shape " + c10::str(labels_.sizes()));
+  if (resume_ && resume_->has("run")) {
+    const Fields run = resume_->fields("run");
+    epochs_run_ = run.integer("epochs");
+    steps_run_ = run.integer("optimizer_steps");
+    train_samples_ = run.real("train_samples");
+    train_seconds_ = run.real("train_seconds");
+    wall_before_ = run.real("wall_seconds");
+    // What the driver and callbacks put into summary.json before the checkpoint.
+    const std::string prefix = "summary/";
+    for (const auto& [k, v] : run.ints)
+      if (k.rfind(prefix, 0) == 0) summary_[k.substr(prefix.size())] = v;
+    for (const auto& [k, v] : run.reals)
+      if (k.rfind(prefix, 0) == 0) summary_[k.substr(prefix.size())] = v;
+    for (const auto& [k, v] : run.strings)
+      if (k.rfind(prefix, 0) == 0) summary_[k.substr(prefix.size())] = v;
+  }
+}
+
+double Trainer::wall_seconds() const {
+  return wall_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - process_start_).count();
+}
+
+View Trainer::split(Split split) const {
+  View v;
+  v.indices = plugins_.dataset->indices(split).to(at::kLong).contiguous();
+  v.augment = split == Split::Labeled;
+  return v;
+}
+
+std::shared_ptr<Model> Trainer::create_model() { return create_from(config_.one(Kind::Model)); }
+
+std::shared_ptr<Model> Trainer::create_student_model() {
+  if (!config_.student_model) return create_model();
+  std::shared_ptr<Model> model = create_from(*config_.student_model);
+  student_models_.push_back(model);
+  return model;
+}
+
+const PluginChoice& Trainer::architecture_of(const Model& model) const {
+  for (const auto& weak : student_models_)
+    if (auto m = weak.lock(); m.get() == &model) return *config_.student_model;
+  return config_.one(Kind::Model);
+}
+
+std::shared_ptr<Model> Trainer::stage_weights(const std::string& stage, StageWeights which) {
+  if (!finished_stages_.count(stage))
+    throw std::invalid_argument("stage_weights: stage '" + stage + "' has not finished in this run");
+  const bool substituted = averaged_stages_.count(stage) > 0;
+  if (which == StageWeights::Averaged && !substituted) return nullptr;
+  const std::filesystem::path file = substituted ? stage_file(stage, which) : stage_file(stage);
+  const PluginChoice& choice = student_stages_.count(stage) ? *config_.student_model : config_.one(Kind::Model);
+  // Not one of the run's models (as clone_model): the seed counter and the random streams stay untouched.
+  const at::Tensor rng = rng_state(c10::Device(c10::kCPU));
+  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
+  set_rng_state(c10::Device(c10::kCPU), rng);
+  model->to(context_.device());
+  plugins_.precision->prepare(*model, context_.device());
+  // Rank 0 wrote the file and reads it; the other ranks take its weights (their run_dir may be a scratch
+  // directory, or rank 0 may still be writing).
+  if (dp_.primary()) read_model(file, *model);
+  dp_.broadcast_model(*model);
+  return model;
+}
+
+std::shared_ptr<Model> Trainer::create_from(const PluginChoice& choice) {
+  // Seeded per call, so the k-th model of a resumed run is the k-th model of the original run.
+  torch::manual_seed(derive_seed(context_.seed(), "model/" + std::to_string(models_created_++)));
+  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
+  model->to(context_.device());
+  dp_.broadcast_model(*model);  // identical replicas: rank 0's initial weights everywhere
+  plugins_.precision->prepare(*model, context_.device());
+  return model;
+}
+
+std::shared_ptr<Model> Trainer::clone_model(const Model& source) {
+  const PluginChoice& choice = architecture_of(source);
+  // Not one of the run's models: the seed counter and every random stream stay as they were.
+  const at::Tensor rng = rng_state(c10::Device(c10::kCPU));
+  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
+  set_rng_state(c10::Device(c10::kCPU), rng);
+  model->to(context_.device());
+  plugins_.precision->prepare(*model, context_.device());
+  load_module_state(*model, module_state(const_cast<Model&>(source)), "clone_model");
+  model->train(source.is_training());
+  return model;
+}
+
+void Trainer::train(Model& model, const TrainRequest& request) {
+  check_view(request.data, plugins_.dataset->size(), "train");
+  const View& view = request.data;
+  const int64_t epochs = request.epochs > 0 ? request.epochs : options_.epochs;
+  if (view.indices.size(0) == 0) throw std::invalid_argument("train: stage '" + request.stage + "' has no samples to train on");
+  const AugmentPipeline* augmentation = plugins_.augmentations.find(request.augmentation);  // an unknown name fails here
+  if (augmentation && view.augment)
+    context_.logger().info("stage '" + request.stage + "' augments its batches with pipeline '" + request.augmentation +
+                           "': " + augmentation->describe());
+  if (!stages_seen_.insert(request.stage).second)
+    throw std::invalid_argument("train: stage name '" + request.stage +
+                                "' was used twice in this run; every stage needs its own name (e.g. \"round2/student\")");
+  if (config_.student_model && &architecture_of(model) == &*config_.student_model) student_stages_.insert(request.stage);
+  stage_ = request.stage;
+  round_ = request.round;
+  const std::filesystem::path finished = stage_file(request.stage);
+  // Only a resumed run finds one: the stage ended before the stop. Unless the checkpoint resumed from is
+  // this stage still running: then the process died between writing the stage file and committing the
+  // checkpoint that marks the stage done, and the stage's last epoch is replayed (its metrics with it).
+  const bool checkpoint_in_this_stage = resume_ && [&] {
+    const TrainPosition at = TrainPosition::from(resume_->fields("position"));
+    return at.stage == request.stage && !at.stage_done;
+  }();
+  if (!checkpoint_in_this_stage && std::filesystem::exists(finished)) {
+    read_model(finished, model);
+    finished_stages_.insert(request.stage);
+    if (std::filesystem::exists(stage_file(request.stage, StageWeights::Averaged))) averaged_stages_.insert(request.stage);
+    context_.logger().info("stage '" + request.stage + "' had finished before the run was stopped; loaded its weights from " +
+                           finished.string());
+    return;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (const auto& item : model.named_parameters()) named.emplace_back(item.key(), item.value());
+  BuiltOptimizer built = make_optimizer(config_.optimizer, named, context_.device());
+  const bool channels_last = input_memory_format(model) == at::MemoryFormat::ChannelsLast;
+  context_.logger().info("stage '" + request.stage + "': optimizer " + built.description +
+                         (channels_last ? "; model and input batches channels_last" : ""));
+  auto optimizer = std::move(built.optimizer);
+  TrainPosition pos;
+  pos.stage = request.stage;
+  pos.round = request.round;
+  const bool resuming = resume_ && TrainPosition::from(resume_->fields("position")).stage == request.stage;
+  // A resumed stage gives the accumulation plugin its state first: a micro-batch it probed must not be
+  // probed again (and possibly differently).
+  if (resuming) plugins_.accumulation->load_state_dict(resume_->tensors("accumulation"));
+  StagePlanner planner{*plugins_.accumulation, plugins_.accumulation->who(), *plugins_.dataset, labels_, *plugins_.precision,
+                       dp_, evaluator_.model_ref, context_.device(), context_.logger()};
+  StagePlan plan = planner.plan(model, view, options_.batch_size, epochs, warned_batchnorm_);
+  LrSchedule schedule(config_.lr_schedule, config_.optimizer.real("lr"), plan.total_steps);
+  StageInfo info{request.stage, request.round, epochs, plan.total_steps};
+  StageRun run{model, *optimizer, view, info, std::move(plan), schedule, pos, request.dropout};
+  run.pipeline = view.augment ? augmentation : nullptr;
+  Loop loop{options_, context_, *plugins_.dataset, labels_, *plugins_.precision, dp_, plugins_.callbacks, control_,
+            plugins_.metrics, progress_, evaluator_.model_ref, evaluator_};
+  control_.reset();
+  if (resuming) {
+    restore_stage(run);
+    plugins_.callbacks.resume(run.info, model, control_);
+  } else {
+    if (resume_)
+      context_.logger().info("stage '" + request.stage + "' is not the checkpointed stage '" +
+                             TrainPosition::from(resume_->fields("position")).stage + "'; running it from its start");
+    plugins_.callbacks.stage_start(run.info, model, control_);
+  }
+  run_stage(loop, run);
+}
+
+void Trainer::restore_stage(StageRun& run) {
+  const CheckpointReader& ckpt = *resume_;
+  const std::string what = ckpt.file().string();
+  run.pos = TrainPosition::from(ckpt.fields("position"));
+  load_module_state(run.model, ckpt.tensors("model"), what);
+  ckpt.read_archive("optimizer", [&](torch::serialize::InputArchive& a) { run.optimizer.load(a); });
+  const StateDict grads = ckpt.tensors("pending_grads");
+  auto params = run.model.parameters();
+  for (const auto& [k, g] : grads) {
+    const size_t i = std::stoul(k);
+    if (i >= params.size()) throw CheckpointError(what + " holds a pending gradient for parameter " + k + " of " + std::to_string(params.size()));
+    params[i].mutable_grad() = g.to(params[i].device());
+  }
+  plugins_.precision->load_state_dict(ckpt.tensors("precision"));
+  set_rng_state(c10::Device(c10::kCPU), ckpt.tensors("rng/cpu").at("state"));
+  if (context_.device().is_cuda() && ckpt.has("rng/cuda"))
+    set_rng_state(context_.device(), ckpt.tensors("rng/cuda").at("state"));
+  const TrainPosition& pos = run.pos;
+  context_.logger().info("resuming stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) + ", micro-batch " +
+                         std::to_string(pos.next_micro) + " (" + std::to_string(pos.optimizer_steps) +
+                         " optimizer steps done)");
+  resume_.reset();  // read once: later stages start fresh
+}
+
+void Trainer::run_stage(Loop& loop, StageRun& run) {
+  TrainPosition& pos = run.pos;
+  const Checkpointer checkpoint = [&](const TrainPosition& at) { save_checkpoint(run, at); };
+  const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(context_.device());
+  while (!pos.stage_done) {
+    EpochSums sums{at::full({}, pos.loss_sum, dev_opts), at::full({}, pos.correct, dev_opts)};
+    const EpochEnd end = run_epoch(loop, run, sums, checkpoint);
+    report_epoch(loop, run, sums, pos.train_seconds);
+    train_samples_ += static_cast<double>(pos.samples);
+    train_seconds_ += pos.train_seconds;
+    steps_run_ += pos.optimizer_steps - pos.steps_at_epoch_start;
+    ++epochs_run_;
+    const auto [signal, stage_stop] = dp_.agree_to_stop(stop_requested(), control_.stop_requested());
+    if (stage_stop) control_.adopt_stop();
+    pos.next_group = pos.next_micro = pos.samples = 0;
+    pos.loss_sum = pos.correct = pos.train_seconds = 0.0;
+    if (stage_stop || end == EpochEnd::StageStopped || pos.epoch + 1 == run.info.epochs) break;
+    ++pos.epoch;
+    pos.steps_at_epoch_start = pos.optimizer_steps;
+    save_checkpoint(run, pos);
+    if (signal)
+      throw Interrupted("stopped in stage '" + pos.stage + "' after epoch " + std::to_string(pos.epoch) + "; checkpoint written");
+  }
+  if (control_.stop_requested()) {
+    pos.stopped = control_.stop_reason();
+    context_.logger().info("stage '" + pos.stage + "' stopped after epoch " + std::to_string(pos.epoch + 1) + " of " +
+                           std::to_string(run.info.epochs) + ": " + pos.stopped);
+    summary_[pos.stage + "/stopped"] = pos.stopped;
+    summary_[pos.stage + "/stopped_epoch"] = pos.epoch + 1;
+  }
+  // The stage's result is what the model holds after on_stage_end (EMA copies its weights in there); the
+  // stage file is written before the checkpoint that marks the stage done, so a resume finds one or the other.
+  // Where a callback evaluates an averaged model in place of the live one (ema), both are kept too, for
+  // stage_weights(): the live weights before on_stage_end, the averaged ones after it.
+  const bool substituted = plugins_.callbacks.eval_model(run.model) != nullptr;
+  if (substituted && dp_.primary()) {
+    make_directories(stage_file(pos.stage).parent_path());
+    write_model(stage_file(pos.stage, StageWeights::Live), run.model);
+  }
+  plugins_.callbacks.stage_end(run.info, run.model, control_);
+  pos.stage_done = true;
+  finished_stages_.insert(pos.stage);
+  if (substituted) averaged_stages_.insert(pos.stage);
+  if (dp_.primary()) {
+    make_directories(stage_file(pos.stage).parent_path());
+    if (Model* averaged = substituted ? plugins_.callbacks.eval_model(run.model) : nullptr)
+      write_model(stage_file(pos.stage, StageWeights::Averaged), *averaged);
+    write_model(stage_file(pos.stage), run.model);
+  }
+  save_checkpoint(run, pos);
+}
+
+void Trainer::save_checkpoint(StageRun& run, const TrainPosition& pos) {
+  dp_.average_pending_grads(run.model);
+  if (!dp_.primary()) return;
+  plugins_.metrics.flush();  // the sinks' state below must describe what is durably written
+  CheckpointWriter w;
+  w.add("position", 1, {}, pos.to_fields());
+  w.add("model", 1, module_state(run.model));
+  w.add_archive("optimizer", 1, [&](torch::serialize::OutputArchive& a) { run.optimizer.save(a); });
+  Fields schedule;
+  schedule.ints = {{"optimizer_steps", pos.optimizer_steps}, {"total_steps", run.schedule.total_steps()}};
+  w.add("schedule", 1, {}, schedule);
+  w.add("precision", 1, plugins_.precision->state_dict());
+  w.add("accumulation", 1, plugins_.accumulation->state_dict());
+  w.add("rng/cpu", 1, {{"state", rng_state(c10::Device(c10::kCPU))}});
+  if (context_.device().is_cuda()) w.add("rng/cuda", 1, {{"state", rng_state(context_.device())}});
+  StateDict grads;
+  auto params = run.model.parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i].grad().defined()) grads[std::to_string(i)] = params[i].grad().detach().clone();
+  w.add("pending_grads", 1, grads);
+  Fields totals;
+  totals.ints = {{"epochs", epochs_run_}, {"optimizer_steps", steps_run_}};
+  totals.reals = {{"train_samples", train_samples_}, {"train_seconds", train_seconds_}, {"wall_seconds", wall_seconds()}};
+  for (const auto& [k, v] : summary_) {
+    if (const auto* i = std::get_if<int64_t>(&v)) totals.ints["summary/" + k] = *i;
+    if (const auto* d = std::get_if<double>(&v)) totals.reals["summary/" + k] = *d;
+    if (const auto* str = std::get_if<std::string>(&v)) totals.strings["summary/" + k] = *str;
+  }
+  w.add("run", 1, {}, totals);
+  plugins_.callbacks.save_state(w);
+  plugins_.metrics.save_state(w);
+  w.commit(checkpoint_file());
+}
+
+SavedModel Trainer::save_model(Model& model, const std::string& name) {
+  if (name.empty() || name.find("..") != std::string::npos || name.front() == '/')
+    throw std::invalid_argument("save_model: '" + name + "' is not a relative name inside models/");
+  const std::filesystem::path file = context_.run_dir() / "models" / (name + ".pt");
+  make_directories(file.parent_path());
+  write_model(file, model);
+  return {file, sha256_file(file)};
+}
+
+void Trainer::log_metrics(const std::map<std::string, MetricValue>& values) {
+  MetricRecord record;
+  record.kind = RecordKind::Event;
+  record.stage = stage_;
+  record.round = round_;
+  record.values = values;
+  plugins_.metrics.write(std::move(record));
+}
+
+}  // namespace loom::host
