@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <sstream>
 
 namespace loom::test {
 namespace {
@@ -106,6 +107,59 @@ TEST(GuardedCalls, CallbackFailureNamesThePluginAndTheHook) {
       << c.output;
 }
 
+// One throwing plugin of every other kind (tests/fixtures/throwing.cpp): each failure names the kind, the
+// plugin, its library and the method, whichever part of the host made the call.
+struct ThrowingKind {
+  std::string name;     ///< the test's name
+  std::string extra;    ///< TOML appended to the synthetic config
+  std::string message;  ///< what the error must say
+};
+
+class GuardedKinds : public ::testing::TestWithParam<ThrowingKind> {};
+
+TEST_P(GuardedKinds, AFailureNamesTheKindThePluginAndTheMethod) {
+  const ThrowingKind& k = GetParam();
+  SyntheticRun r(k.extra, quote(kThrowingDir), {{"[augmentation]", ""}});
+  const CommandResult c = r.run_to_end("out", {"run.epochs=1"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find(k.message), std::string::npos) << "expected: " << k.message << "\n" << c.output;
+  EXPECT_EQ(c.output.find("Exception raised from"), std::string::npos) << "a LibTorch backtrace reached the user";
+}
+
+std::string thrower_error(const std::string& kind, const std::string& method) {
+  return kind + " plugin 'fixture-throwing' (libloom_fixture_throwing.so) failed in " + method + ": deliberate failure in " +
+         method;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryKind, GuardedKinds,
+    ::testing::Values(
+        ThrowingKind{"accumulation", "[accumulation]\nplugin = \"fixture-throwing\"\n", thrower_error("accumulation", "plan")},
+        ThrowingKind{"augmentation", "[[augmentation]]\nplugin = \"fixture-throwing\"\n", thrower_error("augmentation", "apply")},
+        ThrowingKind{"cache", "[cache]\nplugin = \"fixture-throwing\"\n", thrower_error("cache", "wrap")},
+        ThrowingKind{"callback", "[[callback]]\nplugin = \"fixture-throwing\"\n",
+                     thrower_error("callback", "on_train_epoch_end")},
+        ThrowingKind{"metric_sink", "[[metric_sink]]\nplugin = \"fixture-throwing\"\n", thrower_error("metric_sink", "write")},
+        ThrowingKind{"self_training", "[self_training]\nplugin = \"fixture-throwing\"\n", thrower_error("self_training", "run")},
+        ThrowingKind{"communicator", "[communicator]\nplugin = \"fixture-throwing\"\n", thrower_error("communicator", "rank")}),
+    [](const ::testing::TestParamInfo<ThrowingKind>& info) { return info.param.name; });
+
+TEST(GuardedCalls, AStudentModelOfAnotherPluginIsNamedForItsOwnFailure) {
+  // [model] is the mlp; the students come from [student_model] = fixture-faulty, which throws in its 3rd
+  // training forward: the error must name fixture-faulty, not [model]'s plugin.
+  SyntheticRun r("[student_model]\nplugin = \"fixture-faulty\"\nfailure = \"throw\"\nfail_rank = 0\nfail_at_forward = 3\n",
+                 quote(LOOM_TEST_FAULTY_MODEL_DIR));
+  const CommandResult c =
+      r.run_to_end("out", {"run.epochs=1", "dataset.labeled_fraction=0.1", "self_training.plugin=pseudo-label",
+                           "self_training.rounds=1", "self_training.k=50"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("model plugin 'fixture-faulty' (libloom_fixture_faulty.so) failed in forward: "
+                          "fixture-faulty: deliberate failure in forward 3"),
+            std::string::npos)
+      << c.output;
+  EXPECT_EQ(c.output.find("model plugin 'mlp'"), std::string::npos) << c.output;
+}
+
 // ---- checkpoint format 2 --------------------------------------------------------------------------
 
 TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
@@ -121,7 +175,7 @@ TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
   fs::remove(dir / "checkpoint.prev.sha256");
   const CommandResult c = loom("run --resume " + dir.string());
   EXPECT_EQ(c.exit_code, 1) << c.output;
-  EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.5.1) reads "
+  EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.6.0) reads "
                           "format 2 only"),
             std::string::npos)
       << c.output;
@@ -201,6 +255,74 @@ TEST(Callbacks, AStopRequestEndsTheStageAndIsRecorded) {
   EXPECT_EQ(summary["supervised/stopped"], "recording: stop at epoch 2") << summary.dump(2);
   EXPECT_EQ(summary["epochs"], 2);
   EXPECT_EQ(lines_of(events / "e.txt").back(), "stage_end supervised");
+}
+
+TEST(Callbacks, TrainEpochEndGetsTheLiveModelBeforeValidationOnTheEvaluatedOne) {
+  // ema first: validation (and on_validation_end) runs on the average, on_train_epoch_end on the live model.
+  TempDir events;
+  SyntheticRun r("[[callback]]\nplugin = \"ema\"\ndecay = 0.9\n" + recording(events / "e.txt") + "hooks = \"all\"\n",
+                 quote(kRecordingDir));
+  const CommandResult c = r.run_to_end("out", {"run.epochs=2"});
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const auto lines = lines_of(events / "e.txt");
+  std::vector<std::string> order;  // hook names per epoch, steps left out
+  std::vector<double> live, evaluated;
+  for (const auto& line : lines) {
+    const std::string hook = line.substr(0, line.find(' '));
+    if (hook == "step") continue;
+    order.push_back(hook);
+    if (hook == "train_epoch_end") live.push_back(std::stod(line.substr(line.rfind(' ') + 1)));
+    if (hook == "validation_model") evaluated.push_back(std::stod(line.substr(line.rfind(' ') + 1)));
+  }
+  const std::vector<std::string> expected = {"stage_start",     "train_epoch_end", "validation", "validation_model",
+                                             "train_epoch_end", "validation",      "validation_model", "stage_end"};
+  EXPECT_EQ(order, expected);
+  ASSERT_EQ(live.size(), 2u);
+  ASSERT_EQ(evaluated.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) EXPECT_NE(live[e], evaluated[e]) << "epoch " << e + 1 << ": the live model is not the average";
+  // The live weights at the last epoch's end are the stage's live weights, which the host keeps beside the
+  // averaged ones when a callback substitutes an eval model.
+  double kept = 0.0;
+  for (const auto& [name, t] : load_weights(r.run_dir("out") / "stages" / "supervised.live.pt"))
+    if (name.find("running_") == std::string::npos && name.find("num_batches") == std::string::npos)
+      kept += t.to(torch::kDouble).sum().item<double>();
+  EXPECT_NEAR(live[1], kept, 1e-6 * std::max(1.0, std::abs(kept)));
+}
+
+TEST(Callbacks, ControlSetsAndScalesTheLearningRate) {
+  // lr_scale 0.5 from the stage's start; from epoch 2's end on a constant 0.003 replaces the schedule.
+  TempDir events;
+  SyntheticRun r(recording(events / "e.txt") + "lr_scale = 0.5\nset_lr_after_epoch = 2\nlr = 0.003\n",
+                 quote(kRecordingDir));
+  SyntheticRun plain(recording(events / "plain.txt"), quote(kRecordingDir));
+  const std::vector<std::string> sets = {"run.epochs=3", "lr_schedule.name=cosine"};
+  ASSERT_EQ(r.run_to_end("out", sets).exit_code, 0);
+  ASSERT_EQ(plain.run_to_end("out", sets).exit_code, 0);
+  auto step_lrs = [](const fs::path& file) {
+    std::vector<std::pair<int, double>> out;  // (epoch, lr)
+    for (const auto& line : lines_of(file)) {
+      if (line.rfind("step ", 0) != 0) continue;
+      std::istringstream in(line);
+      std::string hook, stage;
+      int epoch = 0, step = 0;
+      double lr = 0.0;
+      in >> hook >> stage >> epoch >> step >> lr;
+      out.emplace_back(epoch, lr);
+    }
+    return out;
+  };
+  const auto scaled = step_lrs(events / "e.txt"), scheduled = step_lrs(events / "plain.txt");
+  ASSERT_EQ(scaled.size(), scheduled.size());
+  ASSERT_FALSE(scaled.empty());
+  for (size_t i = 0; i < scaled.size(); ++i) {
+    if (scaled[i].first <= 2)
+      EXPECT_NEAR(scaled[i].second, 0.5 * scheduled[i].second, 1e-12) << "step " << i + 1;
+    else
+      EXPECT_EQ(scaled[i].second, 0.003) << "step " << i + 1;
+  }
+  const auto epochs = read_epoch_records(r.run_dir("out") / "metrics.jsonl");
+  ASSERT_EQ(epochs.size(), 3u);
+  EXPECT_EQ(epochs[2]["lr"].get<double>(), 0.003) << "the epoch's lr metric reports the rate in use";
 }
 
 // ---- bookkeeping across interruptions -------------------------------------------------------------

@@ -37,7 +37,7 @@ TEST(PluginLoading, GoodLibraryRegistersItsFeatures) {
 TEST(PluginLoading, WrongSdkAbiIsRefusedBeforeLoading) {
   EXPECT_EQ(only_failure(kFixtures / "libloom_fixture_wrong_abi.so"),
             "library 'loom_fixture_wrong_abi' was built against Loom SDK ABI version 99 (SDK 9.9.9), but this loom "
-            "supports ABI version 5 (SDK 0.5.1). Rebuild the plugin against this Loom's SDK (find_package(Loom) from "
+            "supports ABI version 6 (SDK 0.6.0). Rebuild the plugin against this Loom's SDK (find_package(Loom) from "
             "its install prefix) and reinstall it.");
 }
 

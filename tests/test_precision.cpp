@@ -311,9 +311,9 @@ void check_against_grad_scaler(const std::shared_ptr<Precision>& p, c10::Device 
   for (size_t k = 0; k < pinned.size(); ++k) EXPECT_EQ(actual[k].scale, pinned[k]) << "step " << k;
 
   const auto m = p->epoch_metrics();
-  EXPECT_EQ(m.at("loss_scale"), 8192.0);
-  EXPECT_EQ(m.at("skipped_steps"), 5.0);
-  EXPECT_EQ(p->epoch_metrics().at("skipped_steps"), 0.0) << "skipped_steps resets at each epoch_metrics()";
+  EXPECT_EQ(std::get<double>(m.at("loss_scale")), 8192.0);
+  EXPECT_EQ(std::get<int64_t>(m.at("skipped_steps")), 5) << "a count, typed as an integer";
+  EXPECT_EQ(std::get<int64_t>(p->epoch_metrics().at("skipped_steps")), 0) << "skipped_steps resets at each epoch_metrics()";
 }
 
 TEST_F(PrecisionPlugins, Fp16ScalerMatchesPythonGradScalerExactly) {
@@ -470,7 +470,7 @@ TEST_F(PrecisionPlugins, Fp16OverflowNeverWritesNaNIntoTheWeights) {
   EXPECT_GE(skipped, 20) << "the initial scale 2^60 should overflow float16 for many halvings";
   EXPECT_TRUE(stepped) << "the scale never came down far enough to take a step";
   for (const auto& t : model->parameters()) EXPECT_TRUE(torch::isfinite(t).all().item<bool>());
-  EXPECT_EQ(p->epoch_metrics().at("skipped_steps"), static_cast<double>(skipped));
+  EXPECT_EQ(std::get<int64_t>(p->epoch_metrics().at("skipped_steps")), static_cast<int64_t>(skipped));
 }
 
 // End to end: skipped steps do not advance the host's optimizer-step count (so the LR schedule does not
@@ -657,18 +657,21 @@ TEST_F(PrecisionPlugins, MemoryFormatChoosesTheLayoutOfFourDimensionalParameters
   for (const char* name : {"fp32", "amp-bf16", "amp-fp16"}) {
     SCOPED_TRACE(name);
     // auto: channels_last for a convolutional model on the CPU (measured faster with oneDNN)
+    // prepare() returns the layout the host must give the model's inputs (SDK 0.6: returned, not inferred)
     auto model = conv_net();
-    make(name, {})->prepare(*model, c10::kCPU);
+    EXPECT_EQ(make(name, {})->prepare(*model, c10::kCPU).input_memory_format, at::MemoryFormat::ChannelsLast);
     EXPECT_TRUE(model->parameters()[0].is_contiguous(at::MemoryFormat::ChannelsLast));
     EXPECT_FALSE(model->parameters()[0].is_contiguous());
     // contiguous opts out
     model = conv_net();
-    make(name, {{"memory_format", std::string("contiguous")}})->prepare(*model, c10::kCPU);
+    EXPECT_EQ(make(name, {{"memory_format", std::string("contiguous")}})->prepare(*model, c10::kCPU).input_memory_format,
+              at::MemoryFormat::Contiguous);
     EXPECT_TRUE(model->parameters()[0].is_contiguous());
     // a model without 4-D parameters is left alone whatever the choice
     torch::nn::Linear linear(4, 2);
     const at::Tensor w = linear->weight;
-    make(name, {{"memory_format", std::string("channels_last")}})->prepare(*linear, c10::kCPU);
+    EXPECT_EQ(make(name, {{"memory_format", std::string("channels_last")}})->prepare(*linear, c10::kCPU).input_memory_format,
+              at::MemoryFormat::Contiguous);
     EXPECT_TRUE(linear->weight.is_same(w));
     EXPECT_TRUE(linear->weight.is_contiguous());
   }

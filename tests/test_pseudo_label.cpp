@@ -313,7 +313,7 @@ TEST(PseudoLabelPredict, RunsInEvalModeWithoutAugmentation) {
   HostSetup setup(dir / "c.toml");
   host::HostRunContext ctx(setup.logger, c10::kCPU, 3, 1, dir / "run", {});
   fs::create_directories(dir / "run");
-  host::CreatedPlugins created = host::create_run_plugins(setup.registry, setup.config, ctx, nullptr, true);
+  host::CreatedPlugins created = host::create_run_plugins(setup.registry, setup.config, ctx, host::Slot<Communicator>(), true);
   host::RunPlugins& plugins = created.run;
   host::Trainer trainer(setup.config, setup.registry, ctx, plugins, nullptr, dir / "run");
 

@@ -2,9 +2,10 @@
 // cache plugins own their formats; the host only finds the plugin that recognises a directory
 // (Cache::inspect) and calls it.
 #include "cli/commands.h"
-#include "plugins/plugin_guard.h"
-#include "plugins/run_context.h"
 #include "cli/setup.h"
+#include "plugins/guarded_plugins.h"
+#include "plugins/run_context.h"
+#include "plugins/slot.h"
 
 #include <loom/cache.h>
 
@@ -17,29 +18,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A cache plugin created outside a config (default params, no dataset): for info and clear of a DIR.
-struct NamedCache {
-  std::string name;
-  std::shared_ptr<Cache> cache;
-};
-
-std::vector<NamedCache> all_caches(const Registry& registry, RunContext& context) {
-  std::vector<NamedCache> caches;
+/// Every cache plugin, created outside a config (default params, no dataset): for info and clear of a DIR.
+std::vector<Slot<Cache>> all_caches(const Registry& registry, RunContext& context) {
+  std::vector<Slot<Cache>> caches;
   for (const Feature* f : registry.features(Kind::Cache)) {
     const Params params = default_params(*f);
-    caches.push_back({f->info.name, registry.create<Cache>(*f, CreateContext{params, context, nullptr})});
+    caches.emplace_back(registry.create<Cache>(*f, CreateContext{params, context, nullptr}), PluginRef::of(*f));
   }
   return caches;
 }
 
 /// The cache directories at `dir`: `dir` itself when a plugin recognises it, else its recognised children
 /// (a cache root such as [run] cache_dir/npy holds one directory per fingerprint).
-std::vector<std::pair<fs::path, const NamedCache*>> find_caches(const fs::path& dir, const std::vector<NamedCache>& caches,
+std::vector<std::pair<fs::path, const Slot<Cache>*>> find_caches(const fs::path& dir, const std::vector<Slot<Cache>>& caches,
                                                                 std::vector<std::string>* descriptions) {
-  std::vector<std::pair<fs::path, const NamedCache*>> found;
+  std::vector<std::pair<fs::path, const Slot<Cache>*>> found;
   auto try_dir = [&](const fs::path& d) {
-    for (const NamedCache& c : caches)
-      if (auto text = c.cache->inspect(d)) {
+    for (const Slot<Cache>& c : caches)
+      if (auto text = c.call<&Cache::inspect>(d)) {
         found.emplace_back(d, &c);
         if (descriptions) descriptions->push_back(*text);
         return true;
@@ -57,8 +53,8 @@ std::vector<std::pair<fs::path, const NamedCache*>> find_caches(const fs::path& 
 
 struct Prepared {
   ResolvedConfig config;
-  std::shared_ptr<Dataset> dataset;
-  std::shared_ptr<Cache> cache;
+  std::shared_ptr<GuardedDataset> dataset;
+  Slot<Cache> cache;
   std::string cache_name;
 };
 
@@ -71,8 +67,11 @@ Prepared prepare(const CacheOptions& options, Registry& registry, HostLogger& lo
   context = std::make_unique<HostRunContext>(logger, c10::Device(c10::kCPU),
                                              static_cast<uint64_t>(p.config.run.integer("seed")), threads, fs::path(),
                                              p.config.run.str("cache_dir"));
-  p.dataset = create_plugin<Dataset>(registry, p.config, Kind::Dataset, *context, nullptr);
-  p.cache = create_plugin<Cache>(registry, p.config, Kind::Cache, *context, p.dataset);
+  const PluginChoice& dataset = p.config.one(Kind::Dataset);
+  p.dataset = std::make_shared<GuardedDataset>(
+      Slot<Dataset>(create_plugin<Dataset>(registry, p.config, Kind::Dataset, *context, nullptr), PluginRef::of(*dataset.feature)));
+  const PluginChoice& cache = p.config.one(Kind::Cache);
+  p.cache = Slot<Cache>(create_plugin<Cache>(registry, p.config, Kind::Cache, *context, p.dataset), PluginRef::of(*cache.feature));
   p.cache_name = p.config.one(Kind::Cache).feature->info.name;
   return p;
 }
@@ -83,7 +82,7 @@ int build(const CacheOptions& options) {
   Registry registry;
   std::unique_ptr<HostRunContext> context;
   const Prepared p = prepare(options, registry, logger, context);
-  const fs::path location = p.cache->location(*p.dataset);
+  const fs::path location = p.cache.call<&Cache::location>(*p.dataset);
   if (location.empty()) {
     std::cerr << "loom cache build: the cache plugin '" << p.cache_name << "' of " << options.target.string()
               << " keeps nothing on disk, so there is nothing to build ahead of a run; set [cache] plugin = \"npy\" "
@@ -91,12 +90,12 @@ int build(const CacheOptions& options) {
     return 2;
   }
   try {
-    p.cache->wrap(p.dataset);
-  } catch (const std::exception& e) {
-    throw PluginError("cache plugin '" + p.cache_name + "' failed building " + location.string() + ": " + error_text(e));
+    p.cache.call<&Cache::wrap>(std::static_pointer_cast<Dataset>(p.dataset));
+  } catch (const PluginError& e) {
+    throw PluginError(std::string(e.what()) + " (building " + location.string() + ")");
   }
   std::cout << "cache ready: " << location.string() << "\n";
-  if (auto text = p.cache->inspect(location)) std::cout << *text << (text->empty() || text->back() == '\n' ? "" : "\n");
+  if (auto text = p.cache.call<&Cache::inspect>(location)) std::cout << *text << (text->empty() || text->back() == '\n' ? "" : "\n");
   return 0;
 }
 
@@ -121,7 +120,7 @@ int info(const CacheOptions& options) {
     return 2;
   }
   for (size_t i = 0; i < found.size(); ++i) {
-    if (found.size() > 1) std::cout << (i ? "\n" : "") << "== " << found[i].first.string() << " (" << found[i].second->name << ")\n";
+    if (found.size() > 1) std::cout << (i ? "\n" : "") << "== " << found[i].first.string() << " (" << found[i].second->who().name << ")\n";
     std::cout << descriptions[i] << (descriptions[i].empty() || descriptions[i].back() == '\n' ? "" : "\n");
   }
   return 0;
@@ -134,7 +133,7 @@ int clear(const CacheOptions& options) {
   if (fs::is_regular_file(options.target)) {  // a config: the cache its dataset would use
     std::unique_ptr<HostRunContext> context;
     const Prepared p = prepare(options, registry, logger, context);
-    const fs::path location = p.cache->location(*p.dataset);
+    const fs::path location = p.cache.call<&Cache::location>(*p.dataset);
     if (location.empty()) {
       std::cout << "the cache plugin '" << p.cache_name << "' keeps nothing on disk; nothing to clear\n";
       return 0;
@@ -143,7 +142,7 @@ int clear(const CacheOptions& options) {
       std::cout << "no cache at " << location.string() << "; nothing to clear\n";
       return 0;
     }
-    p.cache->clear(location);
+    p.cache.call<&Cache::clear>(location);
     std::cout << "removed " << location.string() << "\n";
     return 0;
   }
@@ -160,20 +159,20 @@ int clear(const CacheOptions& options) {
   HostRunContext context(logger, c10::Device(c10::kCPU), 0, 1, fs::path(), fs::path());
   const auto caches = all_caches(registry, context);
   // A cache root (e.g. cache/npy) loses every cache inside it; a cache directory only itself.
-  std::vector<std::pair<fs::path, const NamedCache*>> found;
+  std::vector<std::pair<fs::path, const Slot<Cache>*>> found;
   std::vector<fs::path> children;
   for (const auto& entry : fs::directory_iterator(options.target))
     if (entry.is_directory()) children.push_back(entry.path());
   std::sort(children.begin(), children.end());
   for (const fs::path& child : children)
-    for (const NamedCache& c : caches)
-      if (c.cache->inspect(child)) {
+    for (const Slot<Cache>& c : caches)
+      if (c.call<&Cache::inspect>(child)) {
         found.emplace_back(child, &c);
         break;
       }
   if (found.empty())
-    for (const NamedCache& c : caches)
-      if (c.cache->inspect(options.target)) {
+    for (const Slot<Cache>& c : caches)
+      if (c.call<&Cache::inspect>(options.target)) {
         found.emplace_back(options.target, &c);
         break;
       }
@@ -183,7 +182,7 @@ int clear(const CacheOptions& options) {
     return 2;
   }
   for (const auto& [dir, cache] : found) {
-    cache->cache->clear(dir);
+    cache->call<&Cache::clear>(dir);
     std::cout << "removed " << dir.string() << "\n";
   }
   return 0;

@@ -1,7 +1,7 @@
 // `loom plugins [NAME] [--json]`: what was found, each feature's schema (like gst-inspect), and every
 // library that was refused, with the reason.
 #include "cli/commands.h"
-#include "plugins/kinds_table.h"
+#include "plugins/kinds.h"
 #include "plugins/registry.h"
 #include "config/resolve.h"
 

@@ -55,14 +55,14 @@ void on_signal(int) {
 
 /// The run's device given the communicator: CUDA device local_rank for a CUDA communicator; a CPU
 /// communicator refuses a CUDA run (its collectives take CPU tensors).
-c10::Device distributed_device(c10::Device requested, const Communicator& comm, const ResolvedConfig& config) {
-  if (comm.world_size() == 1 && config.one(Kind::Communicator).feature->info.name == "none") return requested;
+c10::Device distributed_device(c10::Device requested, const Slot<Communicator>& comm, const ResolvedConfig& config) {
+  if (comm.call<&Communicator::world_size>() == 1 && config.one(Kind::Communicator).feature->info.name == "none") return requested;
   const std::string name = config.one(Kind::Communicator).feature->info.name;
-  if (comm.device_type() == c10::DeviceType::CUDA) {
+  if (comm.call<&Communicator::device_type>() == c10::DeviceType::CUDA) {
     if (!requested.is_cuda())
       throw std::runtime_error("[communicator] plugin = \"" + name + "\" all-reduces CUDA tensors, but [run] device is " +
                                requested.str() + "; set device = \"cuda\" (or \"auto\" on a GPU machine), or use the mpi communicator on CPUs");
-    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(comm.local_rank()));
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(comm.call<&Communicator::local_rank>()));
   }
   if (!requested.is_cpu())
     throw std::runtime_error("[communicator] plugin = \"" + name + "\" all-reduces CPU tensors, but [run] device is " +
@@ -102,7 +102,7 @@ int check_command(const fs::path& config_file, const std::vector<std::string>& o
       const int threads = apply_threads(config.run);
       HostRunContext context(logger, resolve_device(device), static_cast<uint64_t>(config.run.integer("seed")), threads,
                              fs::path(), config.run.str("cache_dir"));
-      auto plugins = create_run_plugins(registry, config, context, nullptr, /*wrap_cache=*/false);
+      auto plugins = create_run_plugins(registry, config, context, Slot<Communicator>(), /*wrap_cache=*/false);
       check_dataset(*plugins.run.dataset, config.one(Kind::Dataset).feature->info.name);
       const PluginChoice& model = config.one(Kind::Model);
       registry.create<Model>(*model.feature, {model.params, context, plugins.run.dataset});
@@ -158,18 +158,18 @@ int run_command(const RunOptions& options) {
   const uint64_t seed = static_cast<uint64_t>(config.run.integer("seed"));
   // The communicator comes first: rank and local size decide the device, the threads and who writes.
   HostRunContext boot_context(logger, c10::Device(c10::kCPU), seed, 1, fs::path(), config.run.str("cache_dir"));
-  std::shared_ptr<Communicator> communicator;
+  Slot<Communicator> communicator;
   try {
     const PluginChoice& choice = config.one(Kind::Communicator);
-    communicator = std::make_shared<GuardedCommunicator>(
-        registry.create<Communicator>(*choice.feature, {choice.params, boot_context, nullptr}), PluginRef::of(*choice.feature));
+    communicator = Slot<Communicator>(registry.create<Communicator>(*choice.feature, {choice.params, boot_context, nullptr}),
+                                      PluginRef::of(*choice.feature));
   } catch (const std::exception& e) {
     logger.error(error_text(e));
     return 1;
   }
   int rank = 0, world = 1;
   try {
-    rank = communicator->rank(), world = communicator->world_size();
+    rank = communicator.call<&Communicator::rank>(), world = communicator.call<&Communicator::world_size>();
   } catch (const std::exception& e) {
     logger.error(error_text(e));
     return 1;
@@ -179,9 +179,9 @@ int run_command(const RunOptions& options) {
   if (!primary) logger.set_secondary_rank(rank);
 
   try {
-    const int threads = apply_threads(config.run, communicator->local_size());
+    const int threads = apply_threads(config.run, communicator.call<&Communicator::local_size>());
     CpuMemoryTracker::install();  // before any data is loaded: peak_memory_mb and micro-batch probes
-    const c10::Device device = distributed_device(resolve_device(config.run.str("device")), *communicator, config);
+    const c10::Device device = distributed_device(resolve_device(config.run.str("device")), communicator, config);
     torch::manual_seed(seed);
     // Rank 0 owns the run directory (created atomically, locked for the life of this process); a run that
     // fails before writing anything removes it again.
@@ -244,13 +244,13 @@ int run_command(const RunOptions& options) {
 
     std::shared_ptr<Model> model;
     try {
-      model = guarded(created.driver_ref, "run", [&] { return created.driver->run(trainer); });
+      model = created.driver.call<&SelfTraining::run>(trainer);
     } catch (const Interrupted& e) {
       plugins.metrics.flush();
       if (primary) logger.warn(std::string(e.what()) + ". Resume with: loom run --resume " + run_dir.string());
       return 130;
     }
-    if (!model) throw PluginError(created.driver_ref.describe() + " returned no model from run");
+    if (!model) throw PluginError(created.driver.who().describe() + " returned no model from run");
 
     if (trainer.options().test_on_best) {
       const fs::path best = *plugins.callbacks.best_model();
@@ -291,7 +291,7 @@ int run_command(const RunOptions& options) {
     logger.error(error_text(e));
     if (world > 1) {
       try {
-        communicator->abort(error_text(e));  // the other ranks fail now instead of at their timeout
+        communicator.call<&Communicator::abort>(error_text(e));  // the other ranks fail now instead of at their timeout
       } catch (const std::exception&) {
       }
     }

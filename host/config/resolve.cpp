@@ -1,6 +1,6 @@
 #include "config/resolve.h"
 
-#include "plugins/kinds_table.h"
+#include "plugins/kinds.h"
 #include "config/table_checker.h"
 
 #include <algorithm>

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "config/config.h"
-#include "plugins/kinds_table.h"
+#include "plugins/kinds.h"
 #include "plugins/registry.h"
 
 #include <loom/kinds.h>
@@ -35,7 +35,7 @@ struct PluginChoice {
 struct ResolvedConfig {
   std::filesystem::path file;
   Params run, loader, optimizer, lr_schedule, loss;
-  /// Per kind, in file order: exactly one for kinds of Cardinality::One (kinds_table.h), any number for
+  /// Per kind, in file order: exactly one for kinds of Cardinality::One (plugins/kinds.h, from the SDK's KindTraits), any number for
   /// the others (the always-present plugin first).
   std::map<Kind, std::vector<PluginChoice>> plugins;
   /// [student_model]: the model self-training students are created from (TrainerServices::

@@ -2,6 +2,8 @@
 
 #include "state/durable_file.h"
 
+#include <cmath>
+
 namespace loom::host {
 
 namespace fs = std::filesystem;
@@ -22,6 +24,12 @@ fs::path StageControl::save_weights(Model& model, const fs::path& relative) {
   return file;
 }
 
+void StageControl::scale_lr(double factor) {
+  if (!(factor > 0.0) || !std::isfinite(factor))
+    throw std::invalid_argument("scale_lr: the factor must be a positive finite number, got " + std::to_string(factor));
+  lr_scale_ = factor;
+}
+
 void CallbackSet::add(PluginRef who, std::shared_ptr<Callback> callback) {
   std::string key = "callback/" + std::to_string(entries_.size()) + ":" + who.name;
   entries_.push_back({std::move(who), std::move(callback), std::move(key)});
@@ -37,6 +45,11 @@ void CallbackSet::resume(const StageInfo& stage, Model& model, Control& control)
 
 void CallbackSet::optimizer_step(const StepInfo& step, Model& model, Control& control) {
   for (auto& e : entries_) guarded(e.who, "on_optimizer_step", [&] { e.callback->on_optimizer_step(step, model, control); });
+}
+
+void CallbackSet::train_epoch_end(const EpochReport& report, Model& live, Control& control) {
+  for (auto& e : entries_)
+    guarded(e.who, "on_train_epoch_end", [&] { e.callback->on_train_epoch_end(report, live, control); });
 }
 
 Model* CallbackSet::eval_model(Model& live) {

@@ -30,11 +30,15 @@ class StageControl final : public Control {
   std::filesystem::path save_weights(Model& model, const std::filesystem::path& relative) override;
   void summarize(const std::string& key, const MetricValue& value) override { summary_[key] = value; }
   Logger& logger() override { return logger_; }
+  void set_lr(std::optional<double> lr) override { lr_ = lr; }
+  void scale_lr(double factor) override;
+  /// The learning rate a step uses when the schedule says `scheduled` (a callback may override or scale it).
+  double lr_for(double scheduled) const { return lr_ ? *lr_ : scheduled * lr_scale_; }
 
   bool stop_requested() const { return stop_; }
   const std::string& stop_reason() const { return reason_; }
   /// A new stage starts with no stop pending.
-  void reset() { stop_ = false, reason_.clear(); }
+  void reset() { stop_ = false, reason_.clear(), lr_.reset(), lr_scale_ = 1.0; }
   /// Another rank asked to stop (data-parallel agreement).
   void adopt_stop() {
     if (!stop_) stop_ = true, reason_ = "another rank's callback stopped the stage";
@@ -48,6 +52,8 @@ class StageControl final : public Control {
   Logger& logger_;
   bool stop_ = false;
   std::string reason_;
+  std::optional<double> lr_;
+  double lr_scale_ = 1.0;
 };
 
 class CallbackSet {
@@ -59,6 +65,7 @@ class CallbackSet {
   void resume(const StageInfo& stage, Model& model, Control& control);
   void optimizer_step(const StepInfo& step, Model& model, Control& control);
   /// The first substitute for validation, or nullptr.
+  void train_epoch_end(const EpochReport& report, Model& live, Control& control);
   Model* eval_model(Model& live);
   std::map<std::string, MetricValue> epoch_metrics();
   void validation_end(const EpochReport& report, Model& model, Control& control);

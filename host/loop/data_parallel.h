@@ -3,6 +3,8 @@
 // check, epoch and evaluation sums. In a world of one process every method is a cheap no-op.
 #pragma once
 
+#include "plugins/slot.h"
+
 #include <loom/communicator.h>
 #include <loom/model.h>
 
@@ -14,13 +16,13 @@ namespace loom::host {
 
 class DataParallel {
  public:
-  DataParallel(std::shared_ptr<Communicator> communicator, c10::Device device);
+  DataParallel(Slot<Communicator> communicator, c10::Device device);
 
   bool active() const { return world_ > 1; }
   int rank() const { return rank_; }
   int world() const { return world_; }
   bool primary() const { return rank_ == 0; }
-  Communicator& communicator() { return *communicator_; }
+  const Slot<Communicator>& communicator() const { return communicator_; }
 
   /// Rank 0's weights and buffers everywhere.
   void broadcast_model(torch::nn::Module& model);
@@ -43,7 +45,7 @@ class DataParallel {
   double take_allreduce_seconds();
 
  private:
-  std::shared_ptr<Communicator> communicator_;
+  Slot<Communicator> communicator_;
   c10::Device device_;
   int rank_ = 0, world_ = 1;
   double allreduce_seconds_ = 0.0;

@@ -64,7 +64,9 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
   options.prefetch = loop.options.prefetch;
   options.pipeline = run.pipeline;
   options.device = device;
-  options.memory_format = input_memory_format(run.model);
+  const ModelBook::Entry model_entry = loop.models.of(run.model);
+  const PluginRef& model_who = model_entry.who;
+  options.memory_format = model_entry.input_format;
   // One stream per micro-batch (and per rank: each rank's block of the batch holds other samples).
   const std::string rank_tag = loop.dp.active() ? "/rank" + std::to_string(loop.dp.rank()) : "";
   options.augment_generator = [&loop, epoch_tag, rank_tag](int64_t i) {
@@ -123,8 +125,8 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
       }
       at::Tensor per_sample, logits;
       {
-        auto scope = loop.precision.forward_scope(device);
-        logits = guarded(loop.model_ref, "forward", [&] { return run.model.forward(b->x); });
+        auto scope = loop.precision.call<&Precision::forward_scope>(device);
+        logits = guarded(model_who, "forward", [&] { return run.model.forward(b->x); });
         per_sample = per_sample_loss(logits, b->y, loop.options.label_smoothing);
       }
       if (b->w.defined()) per_sample = per_sample * b->w;
@@ -132,11 +134,11 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
       // gradient of the mean loss over all its samples, whatever the micro-batch sizes.
       const double weight = group.loss_weights[static_cast<size_t>(k)];
       if (!loop.dp.active()) {
-        loop.precision.backward(per_sample.mean() * weight);
+        loop.precision.call<&Precision::backward>(per_sample.mean() * weight);
       } else {
         // sum / global micro-batch size × world: the all-reduce average over ranks restores the global mean.
         const double global = static_cast<double>(sizes[static_cast<size_t>(pos.next_micro)]);
-        loop.precision.backward(per_sample.sum() * (weight * static_cast<double>(loop.dp.world()) / global));
+        loop.precision.call<&Precision::backward>(per_sample.sum() * (weight * static_cast<double>(loop.dp.world()) / global));
       }
       sums.loss_sum += per_sample.detach().sum().to(at::kDouble);
       sums.correct += correct_count(logits.detach(), b->y).to(at::kDouble);
@@ -148,9 +150,9 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
     }
     if (group.step) {
       loop.dp.all_reduce_grads(run.model);  // once per optimizer step (never per micro-batch)
-      const double lr = run.schedule.lr(pos.optimizer_steps);
-      run.schedule.apply(run.optimizer, pos.optimizer_steps);
-      const StepResult result = loop.precision.step(run.optimizer);
+      const double lr = loop.control.lr_for(run.schedule.lr(pos.optimizer_steps));
+      for (auto& param_group : run.optimizer.param_groups()) param_group.options().set_lr(lr);
+      const StepResult result = loop.precision.call<&Precision::step>(run.optimizer);
       if (!result.skipped) {  // a skipped step never advances the schedule, and no callback hears of it
         ++pos.optimizer_steps;
         const int64_t group_samples = std::max<int64_t>(pos.samples - group_start_samples, 1);

@@ -43,7 +43,7 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
   m["optimizer_steps_in_epoch"] = pos.optimizer_steps - pos.steps_at_epoch_start;
   m["train_loss"] = sums.loss_sum.item<double>() / samples;
   m["train_accuracy"] = sums.correct.item<double>() / samples;
-  m["lr"] = run.schedule.lr(pos.optimizer_steps);
+  m["lr"] = loop.control.lr_for(run.schedule.lr(pos.optimizer_steps));
   m["samples_per_second"] = static_cast<double>(pos.samples) / std::max(seconds, 1e-9);
   m["epoch_seconds"] = seconds;
   m["threads"] = static_cast<int64_t>(loop.context.threads());
@@ -59,6 +59,7 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
   // are reported beside them.
   // [run] val_every skips validation (and on_validation_end) in all but every n-th epoch and the last.
   const bool validate = report.epoch % loop.options.val_every == 0 || report.epoch == run.info.epochs;
+  loop.callbacks.train_epoch_end(report, run.model, loop.control);
   Model* substitute = loop.callbacks.eval_model(run.model);
   Model& evaluated = substitute ? *substitute : run.model;
   View val;
@@ -75,7 +76,7 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
       m["live_val_accuracy"] = live.accuracy;
     }
   }
-  for (const auto& [k, v] : loop.precision.epoch_metrics()) m[k] = v;
+  for (const auto& [k, v] : loop.precision.call<&Precision::epoch_metrics>()) m[k] = v;
   for (const auto& [k, v] : loop.callbacks.epoch_metrics()) m[k] = v;
   if (validate) loop.callbacks.validation_end(report, evaluated, loop.control);
 

@@ -53,7 +53,7 @@ EvalSums Evaluator::run(Model& model, const View& view, bool keep_probabilities)
   options.batch_size = batch_size;
   options.prefetch = prefetch;
   options.device = device;
-  options.memory_format = input_memory_format(model);
+  options.memory_format = models.of(model).input_format;
   const int64_t lo = n * dp.rank() / dp.world(), hi = n * (dp.rank() + 1) / dp.world();
   Loader loader(dataset, labels, view, at::arange(lo, hi, at::kLong), 0, options);
   const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(device);
@@ -62,8 +62,8 @@ EvalSums Evaluator::run(Model& model, const View& view, bool keep_probabilities)
   while (auto b = loader.next()) {
     at::Tensor logits;
     {
-      auto scope = precision.forward_scope(device);
-      logits = guarded(model_ref, "forward", [&] { return model.forward(b->x); });
+      auto scope = precision.call<&Precision::forward_scope>(device);
+      logits = guarded(models.of(model).who, "forward", [&] { return model.forward(b->x); });
     }
     logits = logits.to(at::kFloat);
     at::Tensor per_sample = per_sample_loss(logits, b->y);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "loop/data_parallel.h"
+#include "loop/model_book.h"
 #include "plugins/plugin_guard.h"
 
 #include <loom/dataset.h>
@@ -20,9 +21,9 @@ struct EvalSums {
 struct Evaluator {
   const Dataset& dataset;
   const at::Tensor& labels;  ///< the dataset's labels, int64 [size]
-  Precision& precision;
+  const Slot<Precision>& precision;
   DataParallel& dp;
-  PluginRef model_ref;
+  const ModelBook& models;
   c10::Device device;
   int64_t batch_size = 1024;
   int64_t prefetch = 0;

@@ -71,13 +71,6 @@ Batch Loader::make(int64_t index) const {
   return b;
 }
 
-at::MemoryFormat input_memory_format(const torch::nn::Module& model) {
-  for (const auto& p : model.parameters())
-    if (p.dim() == 4 && p.suggest_memory_format() == at::MemoryFormat::ChannelsLast)
-      return at::MemoryFormat::ChannelsLast;
-  return at::MemoryFormat::Contiguous;
-}
-
 Shard shard_epoch(const at::Tensor& order, const std::vector<int64_t>& global_sizes, int rank, int world) {
   Shard shard;
   std::vector<at::Tensor> parts;

@@ -33,16 +33,13 @@ struct LoaderOptions {
   /// Applied to every training batch after the copy to the device; nullptr: no augmentation.
   const AugmentPipeline* pipeline = nullptr;
   c10::Device device = c10::kCPU;
-  /// ChannelsLast: 4-D inputs are converted once per batch, after augmentation (input_memory_format()).
+  /// ChannelsLast: 4-D inputs are converted once per batch, after augmentation (what the precision
+  /// plugin's prepare() returned for the model: ModelBook::Entry::input_format).
   at::MemoryFormat memory_format = at::MemoryFormat::Contiguous;
   /// Generator for the augmentation of micro-batch i: derived per batch, so prefetching ahead or resuming
   /// mid-epoch never changes which random numbers a batch gets.
   std::function<at::Generator(int64_t)> augment_generator;
 };
-
-/// The layout a model's inputs should have: ChannelsLast when the precision plugin laid out its 4-D
-/// parameters channels_last ([precision] memory_format), else Contiguous.
-at::MemoryFormat input_memory_format(const torch::nn::Module& model);
 
 class Loader {
  public:

@@ -13,6 +13,7 @@
 #include "loop/evaluation.h"
 #include "loop/loop_options.h"
 #include "loop/metric_hub.h"
+#include "loop/model_book.h"
 #include "loop/optim.h"
 #include "loop/position.h"
 #include "loop/progress.h"
@@ -32,13 +33,13 @@ struct Loop {
   HostRunContext& context;
   const Dataset& dataset;
   const at::Tensor& labels;
-  Precision& precision;
+  const Slot<Precision>& precision;
   DataParallel& dp;
   CallbackSet& callbacks;
   StageControl& control;
   MetricHub& metrics;
   Progress& progress;
-  PluginRef model_ref;
+  const ModelBook& models;
   const Evaluator& evaluator;
 };
 

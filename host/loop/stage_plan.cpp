@@ -38,9 +38,10 @@ std::vector<std::shared_ptr<torch::nn::Module>> batchnorm_modules(torch::nn::Mod
 StagePlan StagePlanner::plan(Model& model, const View& view, int64_t configured_batch, int64_t epochs, bool& warned) const {
   StagePlan out;
   const int64_t n = view.indices.size(0);
-  int64_t batch = accumulation.micro_batch_size(configured_batch, [&](int64_t size) { return probe(model, view, size); });
+  int64_t batch = accumulation.call<&Accumulation::micro_batch_size>(
+      configured_batch, Accumulation::MicroBatchProbe([&](int64_t size) { return probe(model, view, size); }));
   if (batch <= 0)
-    throw PluginError(accumulation_ref.describe() + " chose a micro-batch size of " + std::to_string(batch));
+    throw PluginError(accumulation.who().describe() + " chose a micro-batch size of " + std::to_string(batch));
   batch = dp.agree(batch);  // a probed size may differ between ranks: rank 0's is everyone's
   out.micro_batch = batch;
   // The plan is over global micro-batches (world × batch samples each; each rank holds its block of them),
@@ -48,12 +49,12 @@ StagePlan StagePlanner::plan(Model& model, const View& view, int64_t configured_
   out.sizes = micro_batch_sizes(n, batch * dp.world());
   int64_t steps = 0;
   for (int64_t e = 0; e < epochs; ++e) {
-    EpochPlan plan = accumulation.plan(PlanRequest{e, epochs, out.sizes, steps});
+    EpochPlan plan = accumulation.call<&Accumulation::plan>(PlanRequest{e, epochs, out.sizes, steps});
     int64_t next = 0;
     for (const StepGroup& g : plan.groups) {
       if (g.first < next || g.count <= 0 || g.first + g.count > static_cast<int64_t>(out.sizes.size()) ||
           static_cast<int64_t>(g.loss_weights.size()) != g.count)
-        throw PluginError(accumulation_ref.describe() + " returned an invalid plan for epoch " + std::to_string(e) +
+        throw PluginError(accumulation.who().describe() + " returned an invalid plan for epoch " + std::to_string(e) +
                           ": group at micro-batch " + std::to_string(g.first) + " (count " + std::to_string(g.count) + ", " +
                           std::to_string(g.loss_weights.size()) + " weights) overlaps, is empty or leaves the " +
                           std::to_string(out.sizes.size()) + " micro-batches");
@@ -70,10 +71,10 @@ StagePlan StagePlanner::plan(Model& model, const View& view, int64_t configured_
     for (const auto& g : plan.groups) accumulates = accumulates || g.count > 1 || !g.step;
   if (out.batchnorms.empty() || !accumulates) return out;
   const std::string what = "the model has " + std::to_string(out.batchnorms.size()) + " BatchNorm layer(s) and " +
-                           accumulation_ref.describe() +
+                           accumulation.who().describe() +
                            " groups micro-batches: BatchNorm still normalises each micro-batch of " + std::to_string(batch) +
                            " samples alone (accumulation does not enlarge its batch statistics)";
-  switch (accumulation.batchnorm_policy()) {
+  switch (accumulation.call<&Accumulation::batchnorm_policy>()) {
     case Accumulation::BatchNormPolicy::Warn:
       if (!warned) logger.warn(what + "; set bn = \"freeze\" to use running statistics instead, or bn = \"error\" to refuse");
       warned = true;
@@ -95,7 +96,7 @@ std::optional<int64_t> StagePlanner::probe(Model& model, const View& view, int64
   const at::Tensor positions = at::arange(size, at::kLong);
   const at::Tensor indices = view.indices.index_select(0, positions);
   at::Tensor x = dataset.load(indices).to(device);
-  if (x.dim() == 4) x = x.contiguous(input_memory_format(model));  // as the loader hands batches over
+  if (x.dim() == 4) x = x.contiguous(models.of(model).input_format);  // as the loader hands batches over
   at::Tensor y = (view.targets.defined() ? view.targets.index_select(0, positions) : labels.index_select(0, indices)).to(device);
   // The probe must leave no trace: BatchNorm statistics, gradients and the dropout RNG are restored.
   std::vector<at::Tensor> buffers;
@@ -109,8 +110,8 @@ std::optional<int64_t> StagePlanner::probe(Model& model, const View& view, int64
   try {
     at::Tensor loss;
     {
-      auto scope = precision.forward_scope(device);
-      loss = per_sample_loss(guarded(model_ref, "forward", [&] { return model.forward(x); }), y).mean();
+      auto scope = precision.call<&Precision::forward_scope>(device);
+      loss = per_sample_loss(guarded(models.of(model).who, "forward", [&] { return model.forward(x); }), y).mean();
     }
     loss.backward();
     result = device.is_cpu() && CpuMemoryTracker::installed() ? CpuMemoryTracker::peak_bytes() - before : 0;

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "loop/data_parallel.h"
+#include "loop/model_book.h"
+#include "plugins/slot.h"
 #include "plugins/plugin_guard.h"
 
 #include <loom/accumulation.h>
@@ -27,13 +29,12 @@ struct StagePlan {
 };
 
 struct StagePlanner {
-  Accumulation& accumulation;
-  PluginRef accumulation_ref;
+  const Slot<Accumulation>& accumulation;
   const Dataset& dataset;
   const at::Tensor& labels;
-  Precision& precision;
+  const Slot<Precision>& precision;
   DataParallel& dp;
-  PluginRef model_ref;
+  const ModelBook& models;
   c10::Device device;
   Logger& logger;
 

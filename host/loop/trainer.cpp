@@ -50,8 +50,8 @@ Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRun
       options_(LoopOptions::from(config, context.device())),
       dp_(plugins.communicator, context.device()),
       labels_(plugins.dataset->labels().to(at::kLong).contiguous()),
-      evaluator_{*plugins.dataset, labels_, *plugins.precision, dp_, PluginRef::of(*config.one(Kind::Model).feature),
-                 context.device(), options_.eval_batch_size, options_.prefetch},
+      evaluator_{*plugins.dataset, labels_, plugins.precision, dp_, models_, context.device(), options_.eval_batch_size,
+                 options_.prefetch},
       progress_(context.host_logger(), stderr_is_terminal(), options_.log_every_seconds),
       control_(dp_.primary(), [this](const Model& m) { return clone_model(m); }, context.run_dir(), summary_,
                context.logger()) {
@@ -90,16 +90,26 @@ View Trainer::split(Split split) const {
 std::shared_ptr<Model> Trainer::create_model() { return create_from(config_.one(Kind::Model)); }
 
 std::shared_ptr<Model> Trainer::create_student_model() {
-  if (!config_.student_model) return create_model();
-  std::shared_ptr<Model> model = create_from(*config_.student_model);
-  student_models_.push_back(model);
-  return model;
+  return config_.student_model ? create_from(*config_.student_model) : create_model();
 }
 
-const PluginChoice& Trainer::architecture_of(const Model& model) const {
-  for (const auto& weak : student_models_)
-    if (auto m = weak.lock(); m.get() == &model) return *config_.student_model;
-  return config_.one(Kind::Model);
+const PluginChoice& Trainer::architecture_of(const Model& model) const { return *models_.of(model).choice; }
+
+std::shared_ptr<Model> Trainer::build_model(const PluginChoice& choice, bool run_model) {
+  // A run model is seeded per call, so the k-th model of a resumed run is the k-th model of the original
+  // run; any other (a clone, reloaded stage weights) leaves the seed counter and every random stream as
+  // they were, so a run with and without it draws the same numbers.
+  at::Tensor rng;
+  if (run_model)
+    torch::manual_seed(derive_seed(context_.seed(), "model/" + std::to_string(models_created_++)));
+  else
+    rng = rng_state(c10::Device(c10::kCPU));
+  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
+  if (!run_model) set_rng_state(c10::Device(c10::kCPU), rng);
+  const PluginRef who = PluginRef::of(*choice.feature);
+  guarded(who, "to", [&] { model->to(context_.device()); });
+  const PreparedModel prepared = plugins_.precision.call<&Precision::prepare>(*model, context_.device());
+  return models_.keep(std::move(model), {&choice, who, prepared.input_memory_format});
 }
 
 std::shared_ptr<Model> Trainer::stage_weights(const std::string& stage, StageWeights which) {
@@ -109,12 +119,7 @@ std::shared_ptr<Model> Trainer::stage_weights(const std::string& stage, StageWei
   if (which == StageWeights::Averaged && !substituted) return nullptr;
   const std::filesystem::path file = substituted ? stage_file(stage, which) : stage_file(stage);
   const PluginChoice& choice = student_stages_.count(stage) ? *config_.student_model : config_.one(Kind::Model);
-  // Not one of the run's models (as clone_model): the seed counter and the random streams stay untouched.
-  const at::Tensor rng = rng_state(c10::Device(c10::kCPU));
-  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
-  set_rng_state(c10::Device(c10::kCPU), rng);
-  model->to(context_.device());
-  plugins_.precision->prepare(*model, context_.device());
+  std::shared_ptr<Model> model = build_model(choice, /*run_model=*/false);
   // Rank 0 wrote the file and reads it; the other ranks take its weights (their run_dir may be a scratch
   // directory, or rank 0 may still be writing).
   if (dp_.primary()) read_model(file, *model);
@@ -123,23 +128,13 @@ std::shared_ptr<Model> Trainer::stage_weights(const std::string& stage, StageWei
 }
 
 std::shared_ptr<Model> Trainer::create_from(const PluginChoice& choice) {
-  // Seeded per call, so the k-th model of a resumed run is the k-th model of the original run.
-  torch::manual_seed(derive_seed(context_.seed(), "model/" + std::to_string(models_created_++)));
-  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
-  model->to(context_.device());
+  std::shared_ptr<Model> model = build_model(choice, /*run_model=*/true);
   dp_.broadcast_model(*model);  // identical replicas: rank 0's initial weights everywhere
-  plugins_.precision->prepare(*model, context_.device());
   return model;
 }
 
 std::shared_ptr<Model> Trainer::clone_model(const Model& source) {
-  const PluginChoice& choice = architecture_of(source);
-  // Not one of the run's models: the seed counter and every random stream stay as they were.
-  const at::Tensor rng = rng_state(c10::Device(c10::kCPU));
-  std::shared_ptr<Model> model = registry_.create<Model>(*choice.feature, {choice.params, context_, plugins_.dataset});
-  set_rng_state(c10::Device(c10::kCPU), rng);
-  model->to(context_.device());
-  plugins_.precision->prepare(*model, context_.device());
+  std::shared_ptr<Model> model = build_model(architecture_of(source), /*run_model=*/false);
   load_module_state(*model, module_state(const_cast<Model&>(source)), "clone_model");
   model->train(source.is_training());
   return model;
@@ -180,7 +175,7 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (const auto& item : model.named_parameters()) named.emplace_back(item.key(), item.value());
   BuiltOptimizer built = make_optimizer(config_.optimizer, named, context_.device());
-  const bool channels_last = input_memory_format(model) == at::MemoryFormat::ChannelsLast;
+  const bool channels_last = models_.of(model).input_format == at::MemoryFormat::ChannelsLast;
   context_.logger().info("stage '" + request.stage + "': optimizer " + built.description +
                          (channels_last ? "; model and input batches channels_last" : ""));
   auto optimizer = std::move(built.optimizer);
@@ -190,16 +185,16 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   const bool resuming = resume_ && TrainPosition::from(resume_->fields("position")).stage == request.stage;
   // A resumed stage gives the accumulation plugin its state first: a micro-batch it probed must not be
   // probed again (and possibly differently).
-  if (resuming) plugins_.accumulation->load_state_dict(resume_->tensors("accumulation"));
-  StagePlanner planner{*plugins_.accumulation, plugins_.accumulation->who(), *plugins_.dataset, labels_, *plugins_.precision,
-                       dp_, evaluator_.model_ref, context_.device(), context_.logger()};
+  if (resuming) plugins_.accumulation.call<&Accumulation::load_state_dict>(resume_->tensors("accumulation"));
+  StagePlanner planner{plugins_.accumulation, *plugins_.dataset, labels_, plugins_.precision, dp_, models_,
+                       context_.device(), context_.logger()};
   StagePlan plan = planner.plan(model, view, options_.batch_size, epochs, warned_batchnorm_);
   LrSchedule schedule(config_.lr_schedule, config_.optimizer.real("lr"), plan.total_steps);
   StageInfo info{request.stage, request.round, epochs, plan.total_steps};
   StageRun run{model, *optimizer, view, info, std::move(plan), schedule, pos, request.dropout};
   run.pipeline = view.augment ? augmentation : nullptr;
-  Loop loop{options_, context_, *plugins_.dataset, labels_, *plugins_.precision, dp_, plugins_.callbacks, control_,
-            plugins_.metrics, progress_, evaluator_.model_ref, evaluator_};
+  Loop loop{options_, context_, *plugins_.dataset, labels_, plugins_.precision, dp_, plugins_.callbacks, control_,
+            plugins_.metrics, progress_, models_, evaluator_};
   control_.reset();
   if (resuming) {
     restore_stage(run);
@@ -226,7 +221,7 @@ void Trainer::restore_stage(StageRun& run) {
     if (i >= params.size()) throw CheckpointError(what + " holds a pending gradient for parameter " + k + " of " + std::to_string(params.size()));
     params[i].mutable_grad() = g.to(params[i].device());
   }
-  plugins_.precision->load_state_dict(ckpt.tensors("precision"));
+  plugins_.precision.call<&Precision::load_state_dict>(ckpt.tensors("precision"));
   set_rng_state(c10::Device(c10::kCPU), ckpt.tensors("rng/cpu").at("state"));
   if (context_.device().is_cuda() && ckpt.has("rng/cuda"))
     set_rng_state(context_.device(), ckpt.tensors("rng/cuda").at("state"));
@@ -300,8 +295,8 @@ void Trainer::save_checkpoint(StageRun& run, const TrainPosition& pos) {
   Fields schedule;
   schedule.ints = {{"optimizer_steps", pos.optimizer_steps}, {"total_steps", run.schedule.total_steps()}};
   w.add("schedule", 1, {}, schedule);
-  w.add("precision", 1, plugins_.precision->state_dict());
-  w.add("accumulation", 1, plugins_.accumulation->state_dict());
+  w.add("precision", 1, plugins_.precision.call<&Precision::state_dict>());
+  w.add("accumulation", 1, plugins_.accumulation.call<&Accumulation::state_dict>());
   w.add("rng/cpu", 1, {{"state", rng_state(c10::Device(c10::kCPU))}});
   if (context_.device().is_cuda()) w.add("rng/cuda", 1, {{"state", rng_state(context_.device())}});
   StateDict grads;

@@ -12,6 +12,7 @@
 #include "loop/loop.h"
 #include "loop/loop_options.h"
 #include "loop/metric_hub.h"
+#include "loop/model_book.h"
 #include "loop/position.h"
 #include "loop/progress.h"
 #include "plugins/registry.h"
@@ -31,9 +32,9 @@ namespace loom::host {
 
 struct RunPlugins {
   std::shared_ptr<GuardedDataset> dataset;  ///< already wrapped by the cache
-  std::shared_ptr<GuardedPrecision> precision;
-  std::shared_ptr<GuardedAccumulation> accumulation;
-  std::shared_ptr<Communicator> communicator;  ///< guarded; a world of one unless the run is distributed
+  Slot<Precision> precision;
+  Slot<Accumulation> accumulation;
+  Slot<Communicator> communicator;  ///< a world of one unless the run is distributed
   CallbackSet callbacks;
   MetricHub metrics;
   AugmentPipelines augmentations;
@@ -80,7 +81,11 @@ class Trainer final : public TrainerServices {
 
  private:
   std::shared_ptr<Model> clone_model(const Model& model);
-  /// Creates the k-th model of the run from `choice` ([model] or [student_model]) and remembers it.
+  /// The one way a model comes to be: created from `choice` ([model] or [student_model]), moved to the
+  /// device, prepared by the precision plugin, kept in the book. `run_model`: one of the run's models
+  /// (seeded from the count of them), not a clone or reloaded weights (which touch no random stream).
+  std::shared_ptr<Model> build_model(const PluginChoice& choice, bool run_model);
+  /// Creates the k-th model of the run from `choice` ([model] or [student_model]).
   std::shared_ptr<Model> create_from(const PluginChoice& choice);
   /// The table a model was created from: clones and stage weights use the same architecture.
   const PluginChoice& architecture_of(const Model& model) const;
@@ -95,6 +100,7 @@ class Trainer final : public TrainerServices {
   std::shared_ptr<CheckpointReader> resume_;
   std::filesystem::path run_dir_;
   LoopOptions options_;
+  ModelBook models_;  ///< before evaluator_, which refers to it
   DataParallel dp_;
   at::Tensor labels_;
   Evaluator evaluator_;
@@ -106,9 +112,7 @@ class Trainer final : public TrainerServices {
   bool warned_batchnorm_ = false;
   int64_t models_created_ = 0;
   std::set<std::string> stages_seen_;
-  /// Models created from [student_model] (weakly held) and the stages trained with one.
-  std::vector<std::weak_ptr<Model>> student_models_;
-  std::set<std::string> student_stages_;
+  std::set<std::string> student_stages_;  ///< stages trained with a [student_model] model
   std::set<std::string> finished_stages_;  ///< trained to their end (or replayed) in this process
   std::set<std::string> averaged_stages_;  ///< finished with an averaged model kept (stage_file(…, Averaged))
   // Run totals, continued across resumes from the checkpoint's "run" entry.

@@ -11,6 +11,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace loom::host {
@@ -41,7 +42,7 @@ inline std::string error_text(const std::exception& e) {
 }
 
 template <class F>
-decltype(auto) guarded(const PluginRef& who, const char* method, F&& call) {
+decltype(auto) guarded(const PluginRef& who, std::string_view method, F&& call) {
   try {
     return std::forward<F>(call)();
   } catch (const PluginError&) {
@@ -49,9 +50,9 @@ decltype(auto) guarded(const PluginRef& who, const char* method, F&& call) {
   } catch (const Interrupted&) {
     throw;
   } catch (const std::exception& e) {
-    throw PluginError(who.describe() + " failed in " + method + ": " + error_text(e));
+    throw PluginError(who.describe() + " failed in " + std::string(method) + ": " + error_text(e));
   } catch (...) {
-    throw PluginError(who.describe() + " failed in " + method + " with an exception that is not a std::exception");
+    throw PluginError(who.describe() + " failed in " + std::string(method) + " with an exception that is not a std::exception");
   }
 }
 

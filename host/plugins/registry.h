@@ -68,7 +68,7 @@ class Registry {
   /// Calls the feature's factory; any exception becomes a PluginError with context.
   template <class T>
   std::shared_ptr<T> create(const Feature& feature, const CreateContext& context) const {
-    if (feature.info.kind != T::kKind) throw std::logic_error("plugin created as the wrong kind");
+    if (feature.info.kind != KindTraits<T>::kind) throw std::logic_error("plugin created as the wrong kind");
     std::shared_ptr<void> object = call_factory(feature, context);
     auto typed = std::static_pointer_cast<T>(object);
     // Aliasing constructor: the control block owns (library, object); the object dies first.

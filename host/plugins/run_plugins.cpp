@@ -1,56 +1,69 @@
 #include "plugins/run_plugins.h"
 
 #include "cli/setup.h"
+#include "plugins/kind_dispatch.h"
 
 namespace loom::host {
 
-CreatedPlugins create_run_plugins(const Registry& registry, const ResolvedConfig& config, HostRunContext& context,
-                                  std::shared_ptr<Communicator> communicator, bool wrap_cache) {
-  CreatedPlugins out;
-  RunPlugins& p = out.run;
-  p.communicator = std::move(communicator);
-  std::shared_ptr<Dataset> raw;
-  std::shared_ptr<Dataset> data;
-  for (const KindInfo& info : kind_table()) {
-    for (const PluginChoice& choice : config.many(info.kind)) {
-      const PluginRef who = PluginRef::of(*choice.feature);
-      CreateContext ctx{choice.params, context, data};
-      switch (info.kind) {
-        case Kind::Communicator: break;  // created first, by the caller
-        case Kind::Dataset:
-          raw = registry.create<Dataset>(*choice.feature, ctx);
-          data = std::make_shared<GuardedDataset>(raw, who);
-          break;
-        case Kind::Cache: {
-          auto cache = registry.create<Cache>(*choice.feature, {choice.params, context, raw});
-          if (!wrap_cache) break;
-          auto wrapped = guarded(who, "wrap", [&] { return cache->wrap(raw); });
-          // Samples now come from the cache's dataset, unless it returned the dataset itself.
-          if (wrapped != raw) data = std::make_shared<GuardedDataset>(wrapped, who);
-          check_dataset(*data, config.one(Kind::Dataset).feature->info.name);
-          break;
-        }
-        case Kind::Model: break;  // created per stage by TrainerServices::create_model()
-        case Kind::Precision:
-          p.precision = std::make_shared<GuardedPrecision>(registry.create<Precision>(*choice.feature, ctx), who);
-          break;
-        case Kind::Accumulation:
-          p.accumulation = std::make_shared<GuardedAccumulation>(registry.create<Accumulation>(*choice.feature, ctx), who);
-          break;
-        case Kind::SelfTraining:
-          out.driver = registry.create<SelfTraining>(*choice.feature, ctx);
-          out.driver_ref = who;
-          break;
-        case Kind::Callback: p.callbacks.add(who, registry.create<Callback>(*choice.feature, ctx)); break;
-        case Kind::MetricSink: p.metrics.add(who, registry.create<MetricSink>(*choice.feature, ctx)); break;
-        case Kind::Augmentation:
-          // After the dataset and cache (ctx.dataset is the data the ops will see, for its spec).
-          p.augmentations.add(choice.pipeline, who, registry.create<Augmentation>(*choice.feature, ctx));
-          break;
-      }
+namespace {
+
+/// What the host does right after creating a plugin of a kind (most kinds: nothing). The data pipeline is
+/// the one place where creation order carries data: the cache wraps the dataset just created, and every
+/// kind created after it (augmentations, callbacks, …) sees the wrapped data in its CreateContext.
+struct DataPipeline {
+  const ResolvedConfig& config;
+  bool wrap_cache;
+  std::shared_ptr<Dataset> raw;   ///< the dataset plugin's own object
+  std::shared_ptr<Dataset> data;  ///< what everything reads: the dataset, or the cache's wrapper of it
+
+  template <class I>
+  void created(const Slot<I>& slot) {
+    if constexpr (std::is_same_v<I, Dataset>) {
+      raw = slot.handed_over();
+      data = std::make_shared<GuardedDataset>(slot);
+    } else if constexpr (std::is_same_v<I, Cache>) {
+      if (!wrap_cache) return;
+      std::shared_ptr<Dataset> wrapped = slot.template call<&Cache::wrap>(raw);
+      // Samples now come from the cache's dataset, unless it returned the dataset itself.
+      if (wrapped != raw) data = std::make_shared<GuardedDataset>(Slot<Dataset>(wrapped, slot.who()));
+      check_dataset(*data, config.one(Kind::Dataset).feature->info.name);
     }
   }
-  p.dataset = std::static_pointer_cast<GuardedDataset>(data);
+  /// The dataset a kind's factory gets: the cache wraps the raw dataset, everything else reads the data.
+  std::shared_ptr<Dataset> for_factory(Kind kind) const { return kind == Kind::Cache ? raw : data; }
+};
+
+}  // namespace
+
+CreatedPlugins create_run_plugins(const Registry& registry, const ResolvedConfig& config, HostRunContext& context,
+                                  Slot<Communicator> communicator, bool wrap_cache) {
+  PluginSlots slots;
+  if (communicator) slots.communicator.add(std::move(communicator));
+  DataPipeline pipeline{config, wrap_cache, nullptr, nullptr};
+  for (const KindInfo& info : kind_table()) {
+    if (info.creation != Creation::AtStart || info.kind == Kind::Communicator) continue;  // created by the caller
+    for (const PluginChoice& choice : config.many(info.kind)) {
+      const CreateContext ctx{choice.params, context, pipeline.for_factory(info.kind)};
+      visit_kind(info.kind, [&]<class I>() {
+        Slot<I> slot(registry.create<I>(*choice.feature, ctx), PluginRef::of(*choice.feature));
+        pipeline.created(slot);
+        slots.of<I>().add(std::move(slot));
+      });
+    }
+  }
+
+  CreatedPlugins out;
+  RunPlugins& p = out.run;
+  p.dataset = std::static_pointer_cast<GuardedDataset>(pipeline.data);
+  p.precision = slots.precision[0];
+  p.accumulation = slots.accumulation[0];
+  if (!slots.communicator.empty()) p.communicator = slots.communicator[0];
+  const std::vector<PluginChoice>& augmentations = config.many(Kind::Augmentation);
+  for (size_t i = 0; i < slots.augmentation.size(); ++i)
+    p.augmentations.add(augmentations[i].pipeline, slots.augmentation[i].who(), slots.augmentation[i].handed_over());
+  for (const Slot<Callback>& c : slots.callback) p.callbacks.add(c.who(), c.handed_over());
+  for (const Slot<MetricSink>& s : slots.metric_sink) p.metrics.add(s.who(), s.handed_over());
+  out.driver = slots.self_training[0];
   return out;
 }
 

@@ -26,9 +26,10 @@ AmpBf16::AmpBf16(const CreateContext& ctx)
       memory_format_(ctx.params.str("memory_format")),
       cache_enabled_(ctx.params.boolean("cache_enabled")) {}
 
-void AmpBf16::prepare(torch::nn::Module& model, c10::Device device) {
+PreparedModel AmpBf16::prepare(torch::nn::Module& model, c10::Device device) {
   pc::require_autocast(device.type(), "amp-bf16");
-  pc::apply_memory_format(memory_format_, model, device, /*reduced=*/true);
+  PreparedModel prepared = pc::apply_memory_format(memory_format_, model, device, /*reduced=*/true);
+  return prepared;
 }
 
 std::unique_ptr<ForwardScope> AmpBf16::forward_scope(c10::Device device) {

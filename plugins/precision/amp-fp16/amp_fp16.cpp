@@ -85,12 +85,13 @@ AmpFp16::AmpFp16(const CreateContext& ctx)
   growth_tracker_ = at::zeros({}, at::TensorOptions().dtype(at::kInt));
 }
 
-void AmpFp16::prepare(torch::nn::Module& model, c10::Device device) {
+PreparedModel AmpFp16::prepare(torch::nn::Module& model, c10::Device device) {
   pc::require_autocast(device.type(), "amp-fp16");
-  pc::apply_memory_format(memory_format_, model, device, /*reduced=*/true);
+  PreparedModel prepared = pc::apply_memory_format(memory_format_, model, device, /*reduced=*/true);
   if (device.is_cpu())
     logger_.info("amp-fp16 on the CPU: LibTorch autocasts to float16 here, but without native float16 "
                  "arithmetic (AVX512-FP16/AMX-FP16) it is usually slower than fp32; amp-bf16 is the CPU choice");
+  return prepared;
 }
 
 std::unique_ptr<ForwardScope> AmpFp16::forward_scope(c10::Device device) {
@@ -209,8 +210,8 @@ void AmpFp16::load_state_dict(const StateDict& state) {
   warned_streak_ = false;
 }
 
-std::map<std::string, double> AmpFp16::epoch_metrics() {
-  const double skipped = static_cast<double>(epoch_skipped_);
+std::map<std::string, MetricValue> AmpFp16::epoch_metrics() {
+  const int64_t skipped = epoch_skipped_;
   epoch_skipped_ = 0;
   return {{"loss_scale", scaling_ ? scale_.item<double>() : 1.0}, {"skipped_steps", skipped}};
 }

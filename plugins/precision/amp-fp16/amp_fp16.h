@@ -17,7 +17,7 @@ class AmpFp16 final : public Precision {
   static FeatureInfo info();
   explicit AmpFp16(const CreateContext& ctx);
 
-  void prepare(torch::nn::Module& model, c10::Device device) override;
+  PreparedModel prepare(torch::nn::Module& model, c10::Device device) override;
   std::unique_ptr<ForwardScope> forward_scope(c10::Device device) override;
   /// (loss * scale).backward(): gradients accumulate scaled until step() unscales them once.
   void backward(const at::Tensor& loss) override;
@@ -30,7 +30,7 @@ class AmpFp16 final : public Precision {
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& state) override;
   /// {"loss_scale": the current scale, "skipped_steps": steps skipped since the last call}.
-  std::map<std::string, double> epoch_metrics() override;
+  std::map<std::string, MetricValue> epoch_metrics() override;
 
  private:
   void place_on(c10::Device device);

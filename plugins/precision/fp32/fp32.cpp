@@ -52,8 +52,8 @@ Fp32::Fp32(const CreateContext& ctx)
       tf32_(ctx.params.boolean("tf32")),
       matmul_precision_(ctx.params.str("matmul_precision")) {}
 
-void Fp32::prepare(torch::nn::Module& model, c10::Device device) {
-  precision_common::apply_memory_format(memory_format_, model, device, /*reduced=*/false);
+PreparedModel Fp32::prepare(torch::nn::Module& model, c10::Device device) {
+  PreparedModel prepared = precision_common::apply_memory_format(memory_format_, model, device, /*reduced=*/false);
   // Process-wide switches: applied here, when the run starts training, not when `loom check` merely
   // constructs the plugin. The matmul precision goes first because it also sets cuBLAS's TF32 flag.
   at::Context& context = at::globalContext();
@@ -62,6 +62,7 @@ void Fp32::prepare(torch::nn::Module& model, c10::Device device) {
     if (tf32_) context.setAllowTF32CuBLAS(true);
     context.setAllowTF32CuDNN(tf32_);
   }
+  return prepared;
 }
 
 std::unique_ptr<ForwardScope> Fp32::forward_scope(c10::Device device) {

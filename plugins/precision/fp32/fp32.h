@@ -12,7 +12,7 @@ class Fp32 final : public Precision {
   static FeatureInfo info();
   explicit Fp32(const CreateContext& ctx);
 
-  void prepare(torch::nn::Module& model, c10::Device device) override;
+  PreparedModel prepare(torch::nn::Module& model, c10::Device device) override;
   std::unique_ptr<ForwardScope> forward_scope(c10::Device device) override;
   void backward(const at::Tensor& loss) override;
   StepResult step(torch::optim::Optimizer& optimizer) override;

@@ -17,8 +17,8 @@
 
 #include <stdint.h>
 
-#define LOOM_ABI_VERSION 5u
-#define LOOM_SDK_VERSION "0.5.1"
+#define LOOM_ABI_VERSION 6u
+#define LOOM_SDK_VERSION "0.6.0"
 #define LOOM_PLUGIN_INFO_SECTION ".loom_plugin"
 #define LOOM_PLUGIN_ENTRY_POINT "loom_plugin_library"
 #define LOOM_PLUGIN_INFO_MAGIC "LOOMPLG"

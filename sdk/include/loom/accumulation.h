@@ -41,7 +41,6 @@ struct EpochPlan {
 
 class Accumulation {
  public:
-  static constexpr Kind kKind = Kind::Accumulation;
   virtual ~Accumulation() = default;
 
   /// Runs one forward + backward on a micro-batch of `size` samples of the training data (gradients are
@@ -66,6 +65,14 @@ class Accumulation {
 
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& state) { (void)state; }
+};
+
+/// The accumulation kind.
+template <>
+struct KindTraits<Accumulation> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Accumulation;
+  static constexpr std::string_view neutral = "none";
+  static constexpr int order = 70;
 };
 
 }  // namespace loom

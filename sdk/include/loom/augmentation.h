@@ -78,11 +78,18 @@ inline at::Tensor from_unit_pixels(const at::Tensor& u, const SampleSpec& spec) 
 
 class Augmentation {
  public:
-  static constexpr Kind kKind = Kind::Augmentation;
   virtual ~Augmentation() = default;
   /// Transforms `batch` (replace its tensors; the inputs may be views of a cache, never write into them
   /// in place). Must be thread-safe for distinct batches: the host may call it from its loader thread.
   virtual void apply(AugmentBatch& batch, at::Generator& generator) const = 0;
+};
+
+/// The augmentation kind: after the dataset and cache: ops read the data's spec.
+template <>
+struct KindTraits<Augmentation> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Augmentation;
+  static constexpr Cardinality cardinality = Cardinality::Many;
+  static constexpr int order = 50;
 };
 
 }  // namespace loom

@@ -19,7 +19,6 @@ namespace loom {
 
 class Cache {
  public:
-  static constexpr Kind kKind = Kind::Cache;
   virtual ~Cache() = default;
   /// Returns a dataset serving the same samples as `inner` (possibly `inner` itself).
   /// Builds (or validates and opens) the cache as needed; `loom cache build` is wrap() without training.
@@ -40,6 +39,14 @@ class Cache {
   virtual void clear(const std::filesystem::path& dir) const {
     throw std::runtime_error("this cache keeps nothing on disk; nothing to clear at '" + dir.string() + "'");
   }
+};
+
+/// The cache kind: wraps the dataset.
+template <>
+struct KindTraits<Cache> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Cache;
+  static constexpr std::string_view neutral = "none";
+  static constexpr int order = 30;
 };
 
 }  // namespace loom

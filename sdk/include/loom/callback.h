@@ -9,12 +9,18 @@
 // When each hook fires, per training stage (TrainerServices::train):
 //
 //   on_stage_start ─┬─ per optimizer step that was applied (never a skipped one): on_optimizer_step
-//                   ├─ per epoch: eval_model → validation → epoch_metrics → on_validation_end → sinks
+//                   ├─ per epoch: on_train_epoch_end (live model) → eval_model → validation → epoch_metrics
+//                   │             → on_validation_end → sinks
 //                   └─ on_stage_end (after the last epoch, or after a stop), then the stage's weights are final
 //
 // Exactly once per event over the whole run, interruptions included: a run resumed from a checkpoint
 // calls load_state_dict() and then on_resume() instead of firing again what had happened before the
 // checkpoint; a stage that finished before the interruption fires nothing again.
+//
+// The data: a callback's factory gets the run's dataset (after the cache) as CreateContext::dataset, like a
+// model's; keep the shared_ptr to read splits, labels or samples later. State: state_dict() tensors are
+// stored in the checkpoint as they are and come back to load_state_dict() on the device they were saved
+// from (the run's device, for state kept there).
 #pragma once
 
 #include <loom/kinds.h>
@@ -89,11 +95,19 @@ class Control {
   /// Adds (or replaces) a top-level key of summary.json.
   virtual void summarize(const std::string& key, const MetricValue& value) = 0;
   virtual Logger& logger() = 0;
+  /// Since SDK 0.6. The learning rate of every optimizer step from the next one on, in place of the
+  /// [lr_schedule]'s value (e.g. SWA's constant rate); std::nullopt hands it back to the schedule. The
+  /// epoch's `lr` metric reports what is used. Lasts until changed or the stage ends; it is not saved in
+  /// the checkpoint: a callback that sets it keeps the value in its own state and sets it again in
+  /// on_resume().
+  virtual void set_lr(std::optional<double> lr) = 0;
+  /// Since SDK 0.6. Multiplies the schedule's value (1.0: as scheduled); ignored while set_lr() holds a
+  /// value. Same lifetime and resume rule as set_lr().
+  virtual void scale_lr(double factor) = 0;
 };
 
 class Callback {
  public:
-  static constexpr Kind kKind = Kind::Callback;
   virtual ~Callback() = default;
 
   virtual void on_stage_start(const StageInfo& stage, Model& model, Control& control) {
@@ -107,6 +121,12 @@ class Callback {
   /// After an optimizer step that was applied, before the gradients are zeroed.
   virtual void on_optimizer_step(const StepInfo& step, Model& model, Control& control) {
     (void)step, (void)model, (void)control;
+  }
+  /// Since SDK 0.6. After the epoch's last optimizer step, before validation: `model` is always the live
+  /// model (an SWA average is updated here), `report` holds the epoch's training metrics so far
+  /// (train_loss, train_accuracy, lr, samples_per_second, …; no val_* yet).
+  virtual void on_train_epoch_end(const EpochReport& report, Model& model, Control& control) {
+    (void)report, (void)model, (void)control;
   }
   /// The model validation (and the stage's checkpoints of it) should use instead of the live one, e.g.
   /// EMA weights; nullptr: the live model. The first callback returning one wins. When substituted, the
@@ -133,6 +153,14 @@ class Callback {
 
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& state) { (void)state; }
+};
+
+/// The callback kind: called in file order.
+template <>
+struct KindTraits<Callback> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Callback;
+  static constexpr Cardinality cardinality = Cardinality::Many;
+  static constexpr int order = 90;
 };
 
 }  // namespace loom

@@ -29,7 +29,6 @@ class CommunicatorError : public std::runtime_error {
 
 class Communicator {
  public:
-  static constexpr Kind kKind = Kind::Communicator;
   virtual ~Communicator() = default;
 
   virtual int rank() const = 0;
@@ -50,6 +49,14 @@ class Communicator {
   /// Best-effort: makes the other ranks fail fast (MPI_Abort, ncclCommAbort) after a local failure, so
   /// nobody waits for the timeout. May not return.
   virtual void abort(const std::string& reason) = 0;
+};
+
+/// The communicator kind: created first: it decides the device and which rank writes.
+template <>
+struct KindTraits<Communicator> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Communicator;
+  static constexpr std::string_view neutral = "none";
+  static constexpr int order = 10;
 };
 
 }  // namespace loom

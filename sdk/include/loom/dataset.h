@@ -75,7 +75,6 @@ struct SplitIndices {
 
 class Dataset {
  public:
-  static constexpr Kind kKind = Kind::Dataset;
   virtual ~Dataset() = default;
 
   virtual SampleSpec spec() const = 0;
@@ -96,6 +95,13 @@ class Dataset {
   /// Counts the host reports once per run in metrics.jsonl and summary.json under "dataset/<name>", e.g.
   /// {"skipped_files": 3}. Default: none.
   virtual std::map<std::string, int64_t> counters() const { return {}; }
+};
+
+/// The dataset kind: required; before the cache that wraps it and everything that reads its spec.
+template <>
+struct KindTraits<Dataset> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Dataset;
+  static constexpr int order = 20;
 };
 
 }  // namespace loom

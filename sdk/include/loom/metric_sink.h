@@ -26,7 +26,6 @@ namespace loom {
 
 class MetricSink {
  public:
-  static constexpr Kind kKind = Kind::MetricSink;
   virtual ~MetricSink() = default;
 
   /// Step records arrive every step_interval() optimizer steps of a stage (0: none). The host builds a
@@ -38,6 +37,15 @@ class MetricSink {
 
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& state) { (void)state; }
+};
+
+/// The metric sink kind: every record to every sink; jsonl always first.
+template <>
+struct KindTraits<MetricSink> : KindTraitsBase {
+  static constexpr Kind kind = Kind::MetricSink;
+  static constexpr Cardinality cardinality = Cardinality::Many;
+  static constexpr std::string_view always = "jsonl";
+  static constexpr int order = 100;
 };
 
 }  // namespace loom

@@ -10,9 +10,16 @@ namespace loom {
 
 class Model : public torch::nn::Module {
  public:
-  static constexpr Kind kKind = Kind::Model;
   /// [B, shape...] → logits [B, num_classes]. Dropout and BatchNorm follow is_training().
   virtual at::Tensor forward(const at::Tensor& input) = 0;
+};
+
+/// The model kind: required; one per TrainerServices::create_model() call.
+template <>
+struct KindTraits<Model> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Model;
+  static constexpr Creation creation = Creation::OnDemand;
+  static constexpr int order = 40;
 };
 
 }  // namespace loom

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <loom/kinds.h>
+#include <loom/metrics.h>
 #include <loom/state.h>
 
 #include <c10/core/Device.h>
@@ -30,6 +31,14 @@ class ForwardScope {
   virtual ~ForwardScope() = default;
 };
 
+/// What prepare() did to a model that the host's loop must know (since SDK 0.6 returned, not inferred).
+struct PreparedModel {
+  /// The layout the model's 4-D input batches should have: ChannelsLast when prepare() laid the model's
+  /// 4-D weights out channels_last (the host then converts each batch once, after augmentation), else
+  /// Contiguous. loom::apply_memory_format() (<loom/precision_helpers.h>) sets it for you.
+  at::MemoryFormat input_memory_format = at::MemoryFormat::Contiguous;
+};
+
 struct StepResult {
   bool skipped = false;      ///< true when the step was not applied (e.g. inf/NaN gradients)
   double grad_norm = -1.0;   ///< total norm of the unscaled gradients when clipping computed it, else -1
@@ -37,13 +46,15 @@ struct StepResult {
 
 class Precision {
  public:
-  static constexpr Kind kKind = Kind::Precision;
   virtual ~Precision() = default;
 
-  /// Called once with the model on its device, before the optimizer is built (e.g. channels_last).
-  virtual void prepare(torch::nn::Module& model, c10::Device device) {
+  /// Called once per model the run creates, with the model on its device, before its optimizer is built
+  /// (e.g. channels_last weights). The result tells the host how to feed the model; the default leaves
+  /// the model as it is and its inputs contiguous.
+  virtual PreparedModel prepare(torch::nn::Module& model, c10::Device device) {
     (void)model;
     (void)device;
+    return {};
   }
   virtual std::unique_ptr<ForwardScope> forward_scope(c10::Device device) = 0;
   /// Back-propagates an already-weighted loss (scaled, for loss-scaling strategies).
@@ -54,8 +65,17 @@ class Precision {
   /// Checkpointed state (e.g. loss scale and growth tracker).
   virtual StateDict state_dict() const { return {}; }
   virtual void load_state_dict(const StateDict& state) { (void)state; }
-  /// Extra per-epoch metrics (e.g. {"loss_scale", …}, {"skipped_steps", …}); read once per epoch.
-  virtual std::map<std::string, double> epoch_metrics() { return {}; }
+  /// Extra per-epoch metrics (e.g. {"loss_scale", 65536.0}, {"skipped_steps", int64_t{0}}), typed like a
+  /// callback's; read once per epoch.
+  virtual std::map<std::string, MetricValue> epoch_metrics() { return {}; }
+};
+
+/// The precision kind.
+template <>
+struct KindTraits<Precision> : KindTraitsBase {
+  static constexpr Kind kind = Kind::Precision;
+  static constexpr std::string_view neutral = "fp32";
+  static constexpr int order = 60;
 };
 
 }  // namespace loom

@@ -6,10 +6,13 @@
 //   clip_gradients()     total-norm clipping over every parameter the optimizer updates
 //   optimizer_parameters()  those parameters, in group order
 //   to_channels_last()   converts a module's 4-D parameters to channels_last, in place
+//   memory_format_param(), apply_memory_format()   the built-ins' [precision] memory_format, for any
+//                        precision plugin: declare the parameter, return apply_memory_format() from prepare()
 //
 // (SplitIndices and from_pixels(), for datasets, are in <loom/dataset.h>.)
 #pragma once
 
+#include <loom/params.h>
 #include <loom/precision.h>
 
 #include <ATen/autocast_mode.h>
@@ -99,5 +102,31 @@ class AutocastScope final : public ForwardScope {
   bool prev_enabled_;
   at::ScalarType prev_dtype_;
 };
+
+/// The `memory_format` parameter of the built-in precision plugins: auto | channels_last | contiguous.
+inline ParamSpec memory_format_param() {
+  return ParamSpec::choice("memory_format", "auto", {"auto", "channels_last", "contiguous"})
+      .doc("layout of 4-D weights and inputs: channels_last converts the model's 4-D parameters and the host then "
+           "converts each input batch once in the loader; auto = channels_last for convolutional models on the "
+           "CPU, and on CUDA under reduced precision (tensor cores)");
+}
+
+/// Applies memory_format (`choice`, see memory_format_param()) to `model` on `device`; `reduced` is true
+/// under bf16/fp16 autocast. Returns what Precision::prepare() returns: ChannelsLast inputs when the model
+/// is now channels_last (a model without 4-D parameters never is).
+inline PreparedModel apply_memory_format(const std::string& choice, torch::nn::Module& model, c10::Device device,
+                                         bool reduced) {
+  PreparedModel prepared;
+  if (choice == "contiguous") return prepared;
+  bool convolutional = false;
+  for (const auto& p : model.parameters()) convolutional = convolutional || p.dim() == 4;
+  if (!convolutional) return prepared;
+  // Measured (docs/benchmarks.md): on the CPU oneDNN's channels_last convolutions are ~2x faster for the
+  // quickstart CNN; on CUDA cuDNN gains from it with tensor-core (bf16/fp16) kernels, not in float32.
+  if (choice == "auto" && !(device.is_cpu() || reduced)) return prepared;
+  to_channels_last(model);
+  prepared.input_memory_format = at::MemoryFormat::ChannelsLast;
+  return prepared;
+}
 
 }  // namespace loom

@@ -32,11 +32,12 @@ class Registrar {
   virtual void add(FeatureInfo info, AnyFactory factory) = 0;
 
   /// Typed registration: `r.add<loom::Dataset>({.name = "x", ...}, [](const CreateContext& c) {...})`.
-  /// `Interface` is the SDK interface (loom::Dataset, loom::Model, …); the factory returns a
+  /// `Interface` is the SDK interface (loom::Dataset, loom::Model, …: a type with a KindTraits
+  /// specialisation, declared in its kind's header, which must be included); the factory returns a
   /// std::shared_ptr to something derived from it.
   template <class Interface, class Factory>
   void add(FeatureInfo info, Factory factory) {
-    info.kind = Interface::kKind;
+    info.kind = KindTraits<Interface>::kind;
     add(std::move(info), AnyFactory([f = std::move(factory)](const CreateContext& c) -> std::shared_ptr<void> {
           std::shared_ptr<Interface> object = f(c);
           return object;

@@ -107,10 +107,17 @@ class TrainerServices {
 
 class SelfTraining {
  public:
-  static constexpr Kind kKind = Kind::SelfTraining;
   virtual ~SelfTraining() = default;
   /// Drives the run; returns the final model, which the host tests and reports in summary.json.
   virtual std::shared_ptr<Model> run(TrainerServices& services) = 0;
+};
+
+/// The self training kind: the driver: `none` trains once.
+template <>
+struct KindTraits<SelfTraining> : KindTraitsBase {
+  static constexpr Kind kind = Kind::SelfTraining;
+  static constexpr std::string_view neutral = "none";
+  static constexpr int order = 80;
 };
 
 }  // namespace loom

@@ -1,6 +1,7 @@
-// The one table of plugin kinds: for each kind, its TOML table, the plugin a missing table means, whether
-// the config holds one ([name]) or many ([[name]], run in file order), and the order the host creates them
-// in. Adding a kind touches sdk/include/loom/kinds.h and kinds_table.cpp, nothing else.
+// The host's table of plugin kinds, built from the SDK's kinds list (LOOM_KINDS) and each kind's
+// KindTraits (sdk/include/loom/<kind>.h): its TOML table, the plugin a missing table means, whether the
+// config holds one ([name]) or many ([[name]], used in file order), and when the host creates it. Nothing
+// here is written per kind: adding a kind adds no line to the host.
 #pragma once
 
 #include <loom/kinds.h>
@@ -10,7 +11,8 @@
 
 namespace loom::host {
 
-enum class Cardinality { One, Many };
+using loom::Cardinality;
+using loom::Creation;
 
 struct KindInfo {
   Kind kind;
@@ -19,6 +21,8 @@ struct KindInfo {
   Cardinality cardinality = Cardinality::One;
   /// Many: a plugin always present, first, even when the config does not list it (metric_sink: jsonl).
   std::string always;
+  Creation creation = Creation::AtStart;
+  int order = 0;  ///< creation order (KindTraits::order)
 };
 
 /// Every kind, in creation order (the communicator first: it decides the device and who writes; the
