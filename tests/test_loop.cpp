@@ -144,6 +144,32 @@ INSTANTIATE_TEST_SUITE_P(
         ThrowingKind{"communicator", "[communicator]\nplugin = \"fixture-throwing\"\n", thrower_error("communicator", "rank")}),
     [](const ::testing::TestParamInfo<ThrowingKind>& info) { return info.param.name; });
 
+// The dataset reaches the host and other plugins through one adapter (GuardedDataset): each of its methods
+// is named in the error, whoever called it (the host, the model's factory, the driver).
+class GuardedDatasetMethods : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GuardedDatasetMethods, EachMethodIsNamed) {
+  const std::string method = GetParam();
+  SyntheticRun r("", quote(kThrowingDir),
+                 {{"dataset", "[dataset]\nplugin = \"fixture-throwing\"\nfail_in = \"" + method + "\"\n"}, {"[augmentation]", ""}});
+  const CommandResult c = r.run_to_end("out", {"run.epochs=1", "loader.batch_size=8"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find(thrower_error("dataset", method)), std::string::npos) << c.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryMethod, GuardedDatasetMethods,
+                         ::testing::Values("spec", "size", "indices", "labels", "counters"));
+
+TEST(GuardedCalls, CacheCommandCallsAreNamed) {
+  // `loom cache build` asks the npy cache for its location, which reads the dataset's fingerprint.
+  SyntheticRun r("[cache]\nplugin = \"npy\"\n", quote(kThrowingDir),
+                 {{"dataset", "[dataset]\nplugin = \"fixture-throwing\"\nfail_in = \"fingerprint\"\n"}, {"[augmentation]", ""}});
+  const CommandResult c =
+      loom("cache build " + quote((r.dir / "c.toml").string()) + " --set " + quote("run.cache_dir=" + (r.dir / "cache").string()));
+  EXPECT_NE(c.exit_code, 0) << c.output;
+  EXPECT_NE(c.output.find(thrower_error("dataset", "fingerprint")), std::string::npos) << c.output;
+}
+
 TEST(GuardedCalls, AStudentModelOfAnotherPluginIsNamedForItsOwnFailure) {
   // [model] is the mlp; the students come from [student_model] = fixture-faulty, which throws in its 3rd
   // training forward: the error must name fixture-faulty, not [model]'s plugin.

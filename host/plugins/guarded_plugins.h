@@ -4,8 +4,8 @@
 // their calls are attributed to the dataset (or cache) plugin too. Every other plugin object the host
 // holds is a Slot (plugins/slot.h) and has no adapter.
 //
-// Keep it complete: every virtual of loom::Dataset is overridden here (tests/test_plugin_errors.cpp's
-// throwing dataset checks each one by name).
+// Keep it complete: every virtual of loom::Dataset is overridden here (tests/test_loop.cpp's
+// GuardedDatasetMethods runs a dataset that throws in each method and checks the name in the error).
 #pragma once
 
 #include "plugins/slot.h"
