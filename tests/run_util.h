@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -38,6 +39,56 @@ inline std::map<std::string, at::Tensor> load_weights(const fs::path& file) {
       };
   collect(archive, "");
   return out;
+}
+
+/// `loom run <config> --set run.output_dir=<output_dir>` with a --set for each of `sets`, as argv.
+inline std::vector<std::string> run_argv(const fs::path& config, const fs::path& output_dir,
+                                         const std::vector<std::string>& sets = {}) {
+  std::vector<std::string> a = {LOOM_TEST_BIN, "run", config.string(), "--set", "run.output_dir=" + output_dir.string()};
+  for (const auto& s : sets) a.insert(a.end(), {"--set", s});
+  return a;
+}
+
+/// argv[from..] as one shell command line, each word quoted and followed by a space.
+inline std::string command_line(const std::vector<std::string>& argv, size_t from = 0) {
+  std::string cmd;
+  for (size_t i = from; i < argv.size(); ++i) cmd += quote(argv[i]) + " ";
+  return cmd;
+}
+
+/// Expects two model files (model.pt, stages/<stage>.pt, …) to hold the same tensors, bit for bit.
+inline void expect_same_weights(const fs::path& a, const fs::path& b) {
+  const auto wa = load_weights(a), wb = load_weights(b);
+  ASSERT_FALSE(wa.empty()) << a;
+  ASSERT_EQ(wa.size(), wb.size()) << a << " vs " << b;
+  for (const auto& [name, t] : wa) {
+    ASSERT_TRUE(wb.count(name)) << name << " is missing from " << b;
+    EXPECT_TRUE(torch::equal(t, wb.at(name))) << name << " differs: " << a << " vs " << b;
+  }
+}
+
+/// Expects two model files to hold the same tensor names, at least one of them with other values.
+inline void expect_different_weights(const fs::path& a, const fs::path& b) {
+  const auto wa = load_weights(a), wb = load_weights(b);
+  ASSERT_FALSE(wa.empty()) << a;
+  ASSERT_EQ(wa.size(), wb.size()) << a << " vs " << b;
+  bool all_equal = true;
+  for (const auto& [name, t] : wa) all_equal = all_equal && torch::equal(t, wb.at(name));
+  EXPECT_FALSE(all_equal) << a << " and " << b << " hold the same weights";
+}
+
+/// Bit-for-bit equality, including dtype, shape and NaN payloads (torch::equal says NaN != NaN).
+inline void expect_same_bytes(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
+  ASSERT_EQ(a.scalar_type(), b.scalar_type()) << what;
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const at::Tensor ca = a.contiguous(), cb = b.contiguous();
+  EXPECT_EQ(std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()), 0) << what << ": the bytes differ";
+}
+
+/// A tensor's values as int64s, in order.
+inline std::vector<int64_t> vec(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kLong).contiguous();
+  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
 }
 
 /// The non-empty lines of a text file (a recording fixture's calls, a callback's events).

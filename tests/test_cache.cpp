@@ -1,7 +1,7 @@
 // The `memory` and `npy` cache plugins, created by name through the host Registry from the built .so
 // files and wrapped around the real fashion-mnist and synthetic datasets: bit-identical samples, exact
 // size refusal, keys, validation and rebuild of damaged caches, concurrent builders, inspect/clear.
-#include "test_util.h"
+#include "run_util.h"
 
 #include "plugins/registry.h"
 #include "plugins/run_context.h"
@@ -14,19 +14,11 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <cstring>
 #include <future>
 #include <thread>
 
 namespace loom::test {
 namespace {
-
-void expect_same_bytes(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
-  ASSERT_EQ(a.scalar_type(), b.scalar_type()) << what;
-  ASSERT_EQ(a.sizes(), b.sizes()) << what;
-  const at::Tensor ca = a.contiguous(), cb = b.contiguous();
-  EXPECT_EQ(std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()), 0) << what << ": cached and uncached bytes differ";
-}
 
 // Indices a loader would ask for: shuffled, with repeats, including the first and last sample.
 at::Tensor some_indices(int64_t size) {

@@ -254,8 +254,7 @@ TEST(RunDirectory, ASecondProcessIsRefusedWhileTheFirstHoldsIt) {
 
 TEST(RunDirectory, RunsStartedInTheSameSecondGetTheirOwnDirectories) {
   TempDir out;
-  std::string cmd;
-  for (const auto& a : run_args(out.path())) cmd += "'" + a + "' ";
+  std::string cmd = command_line(run_args(out.path()));
   cmd += "--set run.epochs=1 --set dataset.samples=512";
   const CommandResult r = run("(" + cmd + " >/dev/null 2>&1 & " + cmd + " >/dev/null 2>&1 & " + cmd + " >/dev/null 2>&1; wait)");
   size_t dirs = 0;

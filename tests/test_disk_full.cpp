@@ -43,19 +43,17 @@ std::vector<TracedWrite> read_trace(const fs::path& file) {
   return writes;
 }
 
-std::string quoted(const std::string& s) { return "'" + s + "'"; }
-
 /// `loom run` of the synthetic config into `out`, through the shim when `budget` or `trace` is given.
 CommandResult run_loom(const fs::path& out, std::optional<int64_t> budget, const fs::path& trace = {},
                        int fail_errno = ENOSPC) {
   std::string env = "env -u LOOM_PLUGIN_PATH";
   if (budget || !trace.empty()) {
-    env += " LD_PRELOAD=" + quoted(kShim.string()) + " LOOM_ENOSPC_DIR=" + quoted(out.string());
+    env += " LD_PRELOAD=" + quote(kShim.string()) + " LOOM_ENOSPC_DIR=" + quote(out.string());
     if (budget) env += " LOOM_ENOSPC_BUDGET=" + std::to_string(*budget);
-    if (!trace.empty()) env += " LOOM_ENOSPC_TRACE=" + quoted(trace.string());
+    if (!trace.empty()) env += " LOOM_ENOSPC_TRACE=" + quote(trace.string());
     env += " LOOM_ENOSPC_ERRNO=" + std::to_string(fail_errno);
   }
-  return run(env + " " LOOM_TEST_BIN " run " + quoted(kSynthetic) + " --set " + quoted("run.output_dir=" + out.string()));
+  return run(env + " " LOOM_TEST_BIN " run " + quote(kSynthetic) + " --set " + quote("run.output_dir=" + out.string()));
 }
 
 /// What the traced reference run left: its run directory and every write it made.
@@ -212,7 +210,7 @@ TEST_P(DiskFull, FailsCleanlyAndResumesExactly) {
 
   // Space is free again: the run continues from its last good checkpoint, without the shim.
   const bool had_checkpoint = fs::exists(run_dir / "checkpoint.pt");
-  const CommandResult resumed = loom("run --resume " + quoted(run_dir.string()));
+  const CommandResult resumed = loom("run --resume " + quote(run_dir.string()));
   if (!had_checkpoint) {
     EXPECT_NE(resumed.exit_code, 0) << resumed.output;
     EXPECT_NE(resumed.output.find("never reached its first checkpoint"), std::string::npos) << resumed.output;
@@ -253,12 +251,12 @@ CommandResult build_cache(const fs::path& cache_dir, int samples, std::optional<
                           const fs::path& trace = {}) {
   std::string env = "env -u LOOM_PLUGIN_PATH";
   if (budget || !trace.empty()) {
-    env += " LD_PRELOAD=" + quoted(kShim.string()) + " LOOM_ENOSPC_DIR=" + quoted(cache_dir.string());
+    env += " LD_PRELOAD=" + quote(kShim.string()) + " LOOM_ENOSPC_DIR=" + quote(cache_dir.string());
     if (budget) env += " LOOM_ENOSPC_BUDGET=" + std::to_string(*budget);
-    if (!trace.empty()) env += " LOOM_ENOSPC_TRACE=" + quoted(trace.string());
+    if (!trace.empty()) env += " LOOM_ENOSPC_TRACE=" + quote(trace.string());
   }
-  return run(env + " " LOOM_TEST_BIN " cache build " + quoted(kSynthetic) + " --set cache.plugin=npy --set " +
-             quoted("run.cache_dir=" + cache_dir.string()) + " --set dataset.samples=" + std::to_string(samples));
+  return run(env + " " LOOM_TEST_BIN " cache build " + quote(kSynthetic) + " --set cache.plugin=npy --set " +
+             quote("run.cache_dir=" + cache_dir.string()) + " --set dataset.samples=" + std::to_string(samples));
 }
 
 /// What is under `<cache_dir>/npy` but lock files (a build leaves its key's lock file, by design).

@@ -18,8 +18,6 @@ const std::string kSynthetic = std::string(LOOM_TEST_SOURCE_DIR) + "/tests/confi
 const std::string kThrowingDir = std::string(LOOM_TEST_FIXTURE_DIR) + "/throwing";
 const std::string kRecordingDir = std::string(LOOM_TEST_FIXTURE_DIR) + "/recording";
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
 /// `text` with the table `[name]` (up to the next table) replaced by `replacement`.
 std::string replace_table(std::string text, const std::string& name, const std::string& replacement) {
   const size_t start = text.find("[" + name + "]\n");
@@ -38,25 +36,13 @@ struct SyntheticRun {
     write_file(dir / "c.toml", text + "\n" + extra_toml);
   }
   std::vector<std::string> args(const std::string& out, const std::vector<std::string>& sets = {}) const {
-    std::vector<std::string> a = {LOOM_TEST_BIN, "run", (dir / "c.toml").string(), "--set",
-                                  "run.output_dir=" + (dir / out).string()};
-    for (const auto& s : sets) a.insert(a.end(), {"--set", s});
-    return a;
+    return run_argv(dir / "c.toml", dir / out, sets);
   }
   CommandResult run_to_end(const std::string& out, const std::vector<std::string>& sets = {}) const {
-    std::string cmd;
-    for (const auto& a : args(out, sets)) cmd += quote(a) + " ";
-    return run(cmd);
+    return run(command_line(args(out, sets)));
   }
   fs::path run_dir(const std::string& out) const { return only_run_dir(dir / out, "synthetic"); }
 };
-
-void expect_same_weights(const fs::path& a, const fs::path& b) {
-  const auto wa = load_weights(a), wb = load_weights(b);
-  ASSERT_FALSE(wa.empty());
-  ASSERT_EQ(wa.size(), wb.size());
-  for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
-}
 
 // ---- guarded calls --------------------------------------------------------------------------------
 

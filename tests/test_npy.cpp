@@ -1,6 +1,6 @@
 // loom_npy (plugins/common/npy): .npy files written by Loom read by numpy and the other way round, header
 // versions and alignment, clear errors for what Loom refuses, and the crash-safe file primitives.
-#include "test_util.h"
+#include "run_util.h"
 
 #include "common/npy/file_io.h"
 #include "common/npy/npy.h"
@@ -11,19 +11,10 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <cstring>
 #include <limits>
 
 namespace loom::test {
 namespace {
-
-// Bit-for-bit equality, including dtype, shape and NaN payloads (torch::equal says NaN != NaN).
-void expect_same_bytes(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
-  ASSERT_EQ(a.scalar_type(), b.scalar_type()) << what;
-  ASSERT_EQ(a.sizes(), b.sizes()) << what;
-  const at::Tensor ca = a.contiguous(), cb = b.contiguous();
-  EXPECT_EQ(std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()), 0) << what;
-}
 
 // One tensor per supported dtype, with awkward values (NaN, inf, -0, extremes), plus 0-d and empty arrays.
 std::map<std::string, at::Tensor> sample_tensors() {

@@ -720,9 +720,7 @@ TEST(PrecisionEndToEnd, Fp16ResumeRestoresTheScaleExactly) {
   };
   TempDir a, b;
   {
-    std::string cmd;
-    for (const auto& arg : args(a.path())) cmd += "'" + arg + "' ";
-    const CommandResult r = run(cmd);
+    const CommandResult r = run(command_line(args(a.path())));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   bool stopped = false;
@@ -734,14 +732,7 @@ TEST(PrecisionEndToEnd, Fp16ResumeRestoresTheScaleExactly) {
   const CommandResult resumed = loom("run --resume " + interrupted.string());
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
 
-  const auto expected = load_weights(only_run_dir(a.path(), "synthetic") / "model.pt");
-  const auto actual = load_weights(interrupted / "model.pt");
-  ASSERT_FALSE(expected.empty());
-  ASSERT_EQ(expected.size(), actual.size());
-  for (const auto& [name, tensor] : expected) {
-    ASSERT_TRUE(actual.count(name)) << name;
-    EXPECT_TRUE(torch::equal(tensor, actual.at(name))) << name << " differs after resume";
-  }
+  expect_same_weights(only_run_dir(a.path(), "synthetic") / "model.pt", interrupted / "model.pt");
   const auto ma = read_epoch_records(only_run_dir(a.path(), "synthetic") / "metrics.jsonl");
   const auto mb = read_epoch_records(interrupted / "metrics.jsonl");
   ASSERT_EQ(ma.size(), mb.size());

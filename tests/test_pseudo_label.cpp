@@ -40,11 +40,6 @@ at::Tensor probs(const std::vector<std::vector<float>>& rows) {
   return t;
 }
 
-std::vector<int64_t> vec(const at::Tensor& t) {
-  const at::Tensor c = t.to(at::kLong).contiguous();
-  return {c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel()};
-}
-
 // ---- selection ------------------------------------------------------------------------------------
 
 TEST(PseudoLabelSelection, ThresholdKeepsConfidentSamples) {

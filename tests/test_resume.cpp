@@ -30,9 +30,7 @@ std::vector<std::string> run_args(const fs::path& out) {
 TEST(Resume, InterruptedAndResumedEqualsUninterrupted) {
   TempDir a, b;
   {
-    std::string cmd;
-    for (const auto& arg : run_args(a.path())) cmd += "'" + arg + "' ";
-    const CommandResult r = run(cmd);
+    const CommandResult r = run(command_line(run_args(a.path())));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   bool stopped = false;
@@ -48,14 +46,7 @@ TEST(Resume, InterruptedAndResumedEqualsUninterrupted) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming stage 'supervised'"), std::string::npos) << resumed.output;
 
-  const auto expected = load_weights(only_run_dir(a.path(), "synthetic") / "model.pt");
-  const auto actual = load_weights(interrupted / "model.pt");
-  ASSERT_FALSE(expected.empty());
-  ASSERT_EQ(expected.size(), actual.size());
-  for (const auto& [name, tensor] : expected) {
-    ASSERT_TRUE(actual.count(name)) << name;
-    EXPECT_TRUE(torch::equal(tensor, actual.at(name))) << name << " differs after resume";
-  }
+  expect_same_weights(only_run_dir(a.path(), "synthetic") / "model.pt", interrupted / "model.pt");
   // Every epoch reported once, with the same numbers.
   const auto ma = read_epoch_records(only_run_dir(a.path(), "synthetic") / "metrics.jsonl");
   const auto mb = read_epoch_records(interrupted / "metrics.jsonl");

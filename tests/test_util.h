@@ -65,6 +65,9 @@ class TempDir {
   fs::path path_;
 };
 
+/// `s` in single quotes, as one word of a shell command line (`s` must hold no single quote).
+inline std::string quote(const std::string& s) { return "'" + s + "'"; }
+
 inline void write_file(const fs::path& file, const std::string& text) {
   fs::create_directories(file.parent_path());
   std::ofstream(file) << text;

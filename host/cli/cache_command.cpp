@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// A cache plugin created outside a config (default params, no dataset): for info and clear of a DIR.
 /// Every cache plugin, created outside a config (default params, no dataset): for info and clear of a DIR.
 std::vector<Slot<Cache>> all_caches(const Registry& registry, RunContext& context) {
   std::vector<Slot<Cache>> caches;
@@ -29,9 +30,11 @@ std::vector<Slot<Cache>> all_caches(const Registry& registry, RunContext& contex
 }
 
 /// The cache directories at `dir`: `dir` itself when a plugin recognises it, else its recognised children
-/// (a cache root such as [run] cache_dir/npy holds one directory per fingerprint).
+/// (a cache root such as [run] cache_dir/npy holds one directory per fingerprint). `children_first`: the
+/// children, and `dir` itself only when none is a cache.
 std::vector<std::pair<fs::path, const Slot<Cache>*>> find_caches(const fs::path& dir, const std::vector<Slot<Cache>>& caches,
-                                                                std::vector<std::string>* descriptions) {
+                                                                std::vector<std::string>* descriptions,
+                                                                bool children_first = false) {
   std::vector<std::pair<fs::path, const Slot<Cache>*>> found;
   auto try_dir = [&](const fs::path& d) {
     for (const Slot<Cache>& c : caches)
@@ -42,12 +45,13 @@ std::vector<std::pair<fs::path, const Slot<Cache>*>> find_caches(const fs::path&
       }
     return false;
   };
-  if (try_dir(dir)) return found;
+  if (!children_first && try_dir(dir)) return found;
   std::vector<fs::path> children;
   for (const auto& entry : fs::directory_iterator(dir))
     if (entry.is_directory()) children.push_back(entry.path());
   std::sort(children.begin(), children.end());
   for (const fs::path& child : children) try_dir(child);
+  if (children_first && found.empty()) try_dir(dir);
   return found;
 }
 
@@ -126,26 +130,29 @@ int info(const CacheOptions& options) {
   return 0;
 }
 
+/// `loom cache clear CONFIG`: the cache the config's dataset would use.
+int clear_configured(const CacheOptions& options, Registry& registry, HostLogger& logger) {
+  std::unique_ptr<HostRunContext> context;
+  const Prepared p = prepare(options, registry, logger, context);
+  const fs::path location = p.cache.call<&Cache::location>(*p.dataset);
+  if (location.empty()) {
+    std::cout << "the cache plugin '" << p.cache_name << "' keeps nothing on disk; nothing to clear\n";
+    return 0;
+  }
+  if (!fs::exists(location)) {
+    std::cout << "no cache at " << location.string() << "; nothing to clear\n";
+    return 0;
+  }
+  p.cache.call<&Cache::clear>(location);
+  std::cout << "removed " << location.string() << "\n";
+  return 0;
+}
+
 int clear(const CacheOptions& options) {
   HostLogger logger;
   logger.set_verbose(options.verbose);
   Registry registry;
-  if (fs::is_regular_file(options.target)) {  // a config: the cache its dataset would use
-    std::unique_ptr<HostRunContext> context;
-    const Prepared p = prepare(options, registry, logger, context);
-    const fs::path location = p.cache.call<&Cache::location>(*p.dataset);
-    if (location.empty()) {
-      std::cout << "the cache plugin '" << p.cache_name << "' keeps nothing on disk; nothing to clear\n";
-      return 0;
-    }
-    if (!fs::exists(location)) {
-      std::cout << "no cache at " << location.string() << "; nothing to clear\n";
-      return 0;
-    }
-    p.cache.call<&Cache::clear>(location);
-    std::cout << "removed " << location.string() << "\n";
-    return 0;
-  }
+  if (fs::is_regular_file(options.target)) return clear_configured(options, registry, logger);
   if (!options.overrides.empty()) {
     std::cerr << "loom cache clear: --set applies to a CONFIG, not to a directory\n";
     return 2;
@@ -159,23 +166,7 @@ int clear(const CacheOptions& options) {
   HostRunContext context(logger, c10::Device(c10::kCPU), 0, 1, fs::path(), fs::path());
   const auto caches = all_caches(registry, context);
   // A cache root (e.g. cache/npy) loses every cache inside it; a cache directory only itself.
-  std::vector<std::pair<fs::path, const Slot<Cache>*>> found;
-  std::vector<fs::path> children;
-  for (const auto& entry : fs::directory_iterator(options.target))
-    if (entry.is_directory()) children.push_back(entry.path());
-  std::sort(children.begin(), children.end());
-  for (const fs::path& child : children)
-    for (const Slot<Cache>& c : caches)
-      if (c.call<&Cache::inspect>(child)) {
-        found.emplace_back(child, &c);
-        break;
-      }
-  if (found.empty())
-    for (const Slot<Cache>& c : caches)
-      if (c.call<&Cache::inspect>(options.target)) {
-        found.emplace_back(options.target, &c);
-        break;
-      }
+  const auto found = find_caches(options.target, caches, nullptr, /*children_first=*/true);
   if (found.empty()) {
     std::cerr << "loom cache clear: '" << options.target.string() << "' is not a Loom cache directory and holds none; "
               << "nothing was removed\n";

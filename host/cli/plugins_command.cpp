@@ -101,70 +101,77 @@ void print_feature(const Feature& f, std::ostream& out) {
   print_schema(std::string(to_string(f.info.kind)), f.info.params, out);
 }
 
-}  // namespace
+/// The NAME of a NAME or KIND/NAME argument.
+std::string plugin_name_part(const std::string& name) {
+  const auto slash = name.find('/');
+  return slash == std::string::npos ? name : name.substr(slash + 1);
+}
 
-int plugins_command(const std::string& name, bool json) {
-  Registry registry;
-  registry.scan(plugin_search_path({}));
-
+/// The features `name` selects: all for "", else those named NAME (or KIND/NAME).
+std::vector<const Feature*> select_plugins(const Registry& registry, const std::string& name) {
   std::vector<const Feature*> selected;
-  std::string kind_filter, name_filter = name;
-  if (auto slash = name.find('/'); slash != std::string::npos) {
-    kind_filter = name.substr(0, slash);
-    name_filter = name.substr(slash + 1);
-  }
+  const auto slash = name.find('/');
+  const std::string kind_filter = slash == std::string::npos ? std::string() : name.substr(0, slash);
+  const std::string name_filter = plugin_name_part(name);
   for (Kind k : kAllKinds)
     for (const Feature* f : registry.features(k))
       if (name.empty() || (f->info.name == name_filter && (kind_filter.empty() || kind_filter == to_string(k))))
         selected.push_back(f);
+  return selected;
+}
 
-  if (json) {
-    nlohmann::json j;
-    j["search_path"] = nlohmann::json::array();
-    for (const auto& d : registry.searched()) j["search_path"].push_back(d.string());
-    j["plugins"] = nlohmann::json::array();
-    for (const Feature* f : selected) j["plugins"].push_back(feature_json(*f));
-    j["failures"] = nlohmann::json::array();
-    for (const auto& f : registry.failures()) j["failures"].push_back({{"file", f.file.string()}, {"reason", f.reason}});
-    if (name.empty()) {
-      j["builtin_tables"] = nlohmann::json::object();
-      const std::pair<const char*, const Schema*> tables[] = {
-          {"run", &run_schema()}, {"loader", &loader_schema()}, {"optimizer", &optimizer_schema()}, {"lr_schedule", &lr_schedule_schema()},
-          {"loss", &loss_schema()}};
-      for (const auto& [t, s] : tables) {
-        j["builtin_tables"][t] = nlohmann::json::array();
-        for (const auto& p : *s) j["builtin_tables"][t].push_back(spec_json(p));
-      }
+/// `loom plugins [NAME] --json`: the search path, the selected plugins, the failures and (without a
+/// name) the built-in tables' schemas.
+nlohmann::json plugins_json(const Registry& registry, const std::vector<const Feature*>& selected, bool all) {
+  nlohmann::json j;
+  j["search_path"] = nlohmann::json::array();
+  for (const auto& d : registry.searched()) j["search_path"].push_back(d.string());
+  j["plugins"] = nlohmann::json::array();
+  for (const Feature* f : selected) j["plugins"].push_back(feature_json(*f));
+  j["failures"] = nlohmann::json::array();
+  for (const auto& f : registry.failures()) j["failures"].push_back({{"file", f.file.string()}, {"reason", f.reason}});
+  if (all) {
+    j["builtin_tables"] = nlohmann::json::object();
+    const std::pair<const char*, const Schema*> tables[] = {
+        {"run", &run_schema()}, {"loader", &loader_schema()}, {"optimizer", &optimizer_schema()}, {"lr_schedule", &lr_schedule_schema()},
+        {"loss", &loss_schema()}};
+    for (const auto& [t, s] : tables) {
+      j["builtin_tables"][t] = nlohmann::json::array();
+      for (const auto& p : *s) j["builtin_tables"][t].push_back(spec_json(p));
     }
-    std::cout << j.dump(2) << '\n';
-    return name.empty() || !selected.empty() ? 0 : 1;
   }
+  return j;
+}
 
-  if (!name.empty()) {
-    if (selected.empty()) {
-      std::vector<std::string> all;
-      for (const auto& f : registry.all()) all.push_back(f->info.name);
-      std::cerr << "loom: no plugin named '" << name << "'";
-      if (std::string near = closest(name_filter, all); !near.empty()) std::cerr << "; did you mean '" << near << "'?";
-      std::cerr << " (`loom plugins` lists them all)\n";
-      std::cerr << "Searched:";
-      for (const auto& d : registry.searched()) std::cerr << " " << d.string();
-      std::cerr << "\n";
-      for (const auto& d : registry.missing()) std::cerr << "Missing plugin directory (skipped): " << d.string() << "\n";
-      for (const auto& f : registry.failures()) std::cerr << "Refused: " << f.file.string() << ": " << f.reason << "\n";
-      return 1;
-    }
-    for (const Feature* f : selected) {
-      print_feature(*f, std::cout);
-      std::cout << '\n';
-    }
-    if (!registry.failures().empty()) {
-      std::cout << "Libraries that failed to load (their plugins are not listed):\n";
-      for (const auto& f : registry.failures()) std::cout << "  " << f.file.string() << ": " << f.reason << '\n';
-    }
-    return 0;
+/// `loom plugins NAME`: each selected plugin with its parameters, or (none selected) what was searched.
+int print_named_plugins(const Registry& registry, const std::vector<const Feature*>& selected,
+                        const std::string& name) {
+  if (selected.empty()) {
+    std::vector<std::string> all;
+    for (const auto& f : registry.all()) all.push_back(f->info.name);
+    std::cerr << "loom: no plugin named '" << name << "'";
+    if (std::string near = closest(plugin_name_part(name), all); !near.empty()) std::cerr << "; did you mean '" << near << "'?";
+    std::cerr << " (`loom plugins` lists them all)\n";
+    std::cerr << "Searched:";
+    for (const auto& d : registry.searched()) std::cerr << " " << d.string();
+    std::cerr << "\n";
+    for (const auto& d : registry.missing()) std::cerr << "Missing plugin directory (skipped): " << d.string() << "\n";
+    for (const auto& f : registry.failures()) std::cerr << "Refused: " << f.file.string() << ": " << f.reason << "\n";
+    return 1;
   }
+  for (const Feature* f : selected) {
+    print_feature(*f, std::cout);
+    std::cout << '\n';
+  }
+  if (!registry.failures().empty()) {
+    std::cout << "Libraries that failed to load (their plugins are not listed):\n";
+    for (const auto& f : registry.failures()) std::cout << "  " << f.file.string() << ": " << f.reason << '\n';
+  }
+  return 0;
+}
 
+/// `loom plugins`: the search path, every plugin by kind, the failures.
+void print_plugin_list(const Registry& registry) {
   std::cout << "Plugin search path:\n";
   for (const auto& d : registry.searched()) std::cout << "  " << d.string() << '\n';
   for (const auto& d : registry.missing()) std::cout << "  " << d.string() << "  (does not exist; skipped)\n";
@@ -182,6 +189,20 @@ int plugins_command(const std::string& name, bool json) {
     for (const auto& f : registry.failures()) std::cout << "  " << f.file.string() << ": " << f.reason << '\n';
   }
   std::cout << "\n`loom plugins NAME` (or KIND/NAME) shows a plugin's parameters; --json for tools.\n";
+}
+
+}  // namespace
+
+int plugins_command(const std::string& name, bool json) {
+  Registry registry;
+  registry.scan(plugin_search_path({}));
+  const std::vector<const Feature*> selected = select_plugins(registry, name);
+  if (json) {
+    std::cout << plugins_json(registry, selected, name.empty()).dump(2) << '\n';
+    return name.empty() || !selected.empty() ? 0 : 1;
+  }
+  if (!name.empty()) return print_named_plugins(registry, selected, name);
+  print_plugin_list(registry);
   return 0;
 }
 

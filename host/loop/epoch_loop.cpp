@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <functional>
 
 namespace loom::host {
 
@@ -47,44 +48,119 @@ void after_step(Loop& loop, StageRun& run, const StepResult& result, const at::T
   loop.metrics.write_step(std::move(r));
 }
 
-}  // namespace
-
-EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointer& checkpoint) {
-  TrainPosition& pos = run.pos;
-  const EpochPlan& plan = run.plan.epochs[static_cast<size_t>(pos.epoch)];
-  const std::vector<int64_t>& sizes = run.plan.sizes;
-  const c10::Device device = loop.context.device();
-  const int64_t n = run.view.indices.size(0);
-  const std::string epoch_tag = pos.stage + "/epoch" + std::to_string(pos.epoch);
-  at::Tensor order = loop.options.shuffle
-                         ? at::randperm(n, loop.context.generator("order/" + epoch_tag), at::TensorOptions().dtype(at::kLong))
-                         : at::arange(n, at::kLong);
+/// The epoch's order (this rank's shard of it) and the loader's options.
+struct EpochInput {
+  at::Tensor order;
   LoaderOptions options;
+};
+
+EpochInput epoch_input(Loop& loop, StageRun& run, const std::string& epoch_tag) {
+  const int64_t n = run.view.indices.size(0);
+  EpochInput in;
+  in.order = loop.options.shuffle
+                 ? at::randperm(n, loop.context.generator("order/" + epoch_tag), at::TensorOptions().dtype(at::kLong))
+                 : at::arange(n, at::kLong);
+  LoaderOptions& options = in.options;
   options.batch_size = run.plan.micro_batch;
   options.prefetch = loop.options.prefetch;
   options.pipeline = run.pipeline;
-  options.device = device;
-  const ModelBook::Entry model_entry = loop.models.of(run.model);
-  const PluginRef& model_who = model_entry.who;
-  options.memory_format = model_entry.input_format;
+  options.device = loop.context.device();
+  options.memory_format = loop.models.of(run.model).input_format;
   // One stream per micro-batch (and per rank: each rank's block of the batch holds other samples).
   const std::string rank_tag = loop.dp.active() ? "/rank" + std::to_string(loop.dp.rank()) : "";
   options.augment_generator = [&loop, epoch_tag, rank_tag](int64_t i) {
     return loop.context.generator("augment/" + epoch_tag + "/" + std::to_string(i) + rank_tag);
   };
   if (loop.dp.active()) {
-    Shard shard = shard_epoch(order, sizes, loop.dp.rank(), loop.dp.world());
-    order = shard.order;
+    Shard shard = shard_epoch(in.order, run.plan.sizes, loop.dp.rank(), loop.dp.world());
+    in.order = shard.order;
     options.batch_sizes = std::move(shard.sizes);
   }
-  Loader loader(loop.dataset, loop.labels, run.view, order, pos.next_micro, options);
+  return in;
+}
 
+/// The model in training mode, except what the stage keeps in eval mode (frozen BatchNorm, Dropout off).
+void set_train_mode(StageRun& run) {
   run.model.train();
   if (run.plan.freeze_batchnorm)
     for (const auto& bn : run.plan.batchnorms) bn->eval();  // normalise with running statistics, never update them
   if (!run.dropout)
     for (const auto& m : run.model.modules(/*include_self=*/false))
       if (m->name().find("Dropout") != std::string::npos) m->eval();  // Dropout, Dropout2d, AlphaDropout, …
+}
+
+/// Forward and backward of one micro-batch (`weight`: its share of its group), into the epoch's sums.
+void train_micro_batch(Loop& loop, StageRun& run, EpochSums& sums, const Batch& b, double weight) {
+  at::Tensor per_sample, logits;
+  {
+    auto scope = loop.precision.call<&Precision::forward_scope>(loop.context.device());
+    logits = guarded(loop.models.of(run.model).who, "forward", [&] { return run.model.forward(b.x); });
+    per_sample = per_sample_loss(logits, b.y, loop.options.label_smoothing);
+  }
+  if (b.w.defined()) per_sample = per_sample * b.w;
+  // mean over this micro-batch × (its samples / the group's samples): the group's gradient is the
+  // gradient of the mean loss over all its samples, whatever the micro-batch sizes.
+  if (!loop.dp.active()) {
+    loop.precision.call<&Precision::backward>(per_sample.mean() * weight);
+  } else {
+    // sum / global micro-batch size × world: the all-reduce average over ranks restores the global mean.
+    const double global = static_cast<double>(run.plan.sizes[static_cast<size_t>(run.pos.next_micro)]);
+    loop.precision.call<&Precision::backward>(per_sample.sum() * (weight * static_cast<double>(loop.dp.world()) / global));
+  }
+  sums.loss_sum += per_sample.detach().sum().to(at::kDouble);
+  sums.correct += correct_count(logits.detach(), b.y).to(at::kDouble);
+}
+
+/// The micro-batches of `group` from pos.next_micro on. `interrupt` (which throws) ends the epoch at a
+/// stop request inside the group.
+void run_group(Loop& loop, StageRun& run, EpochSums& sums, Loader& loader, const StepGroup& group,
+               const std::function<void()>& interrupt) {
+  TrainPosition& pos = run.pos;
+  for (int64_t k = pos.next_micro - group.first; k < group.count; ++k) {
+    std::optional<Batch> b = loader.next();
+    if (!b) throw std::logic_error("loader ended before the plan did");
+    if (b->size == 0) {  // this rank's block of a short tail is empty; it still joins the step below
+      ++pos.next_micro;
+      continue;
+    }
+    train_micro_batch(loop, run, sums, *b, group.loss_weights[static_cast<size_t>(k)]);
+    pos.samples += b->size;
+    ++pos.next_micro;
+    // Inside a group (single process only: ranks agree on stopping at group boundaries) the pending
+    // gradients are saved too.
+    if (!loop.dp.active() && k + 1 < group.count && stop_requested()) interrupt();
+  }
+}
+
+/// The optimizer step that ends a group; the group began at `group_start_loss` and `group_start_samples`.
+void step_group(Loop& loop, StageRun& run, const EpochSums& sums, const at::Tensor& group_start_loss,
+                int64_t group_start_samples) {
+  TrainPosition& pos = run.pos;
+  loop.dp.all_reduce_grads(run.model);  // once per optimizer step (never per micro-batch)
+  // The schedule's rate, unless a callback set or scaled it (Control::set_lr / scale_lr).
+  const double lr = loop.control.lr_for(run.schedule.lr(pos.optimizer_steps));
+  for (auto& param_group : run.optimizer.param_groups()) param_group.options().set_lr(lr);
+  const StepResult result = loop.precision.call<&Precision::step>(run.optimizer);
+  if (!result.skipped) {  // a skipped step never advances the schedule, and no callback hears of it
+    ++pos.optimizer_steps;
+    const int64_t group_samples = std::max<int64_t>(pos.samples - group_start_samples, 1);
+    after_step(loop, run, result, (sums.loss_sum - group_start_loss) / static_cast<double>(group_samples), lr);
+  }
+  run.optimizer.zero_grad();
+  if (loop.options.verify_replicas) loop.dp.verify_replicas(run.model, pos.optimizer_steps);
+}
+
+}  // namespace
+
+EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointer& checkpoint) {
+  TrainPosition& pos = run.pos;
+  const EpochPlan& plan = run.plan.epochs[static_cast<size_t>(pos.epoch)];
+  const std::vector<int64_t>& sizes = run.plan.sizes;
+  const std::string epoch_tag = pos.stage + "/epoch" + std::to_string(pos.epoch);
+  EpochInput in = epoch_input(loop, run, epoch_tag);
+  Loader loader(loop.dataset, loop.labels, run.view, std::move(in.order), pos.next_micro, std::move(in.options));
+
+  set_train_mode(run);
   if (CpuMemoryTracker::installed()) CpuMemoryTracker::reset_peak();
   const int64_t samples_before = pos.samples;
   const auto start = Clock::now();
@@ -116,51 +192,8 @@ EpochEnd run_epoch(Loop& loop, StageRun& run, EpochSums& sums, const Checkpointe
       group_start_loss = sums.loss_sum.clone();
       group_start_samples = pos.samples;
     }
-    for (int64_t k = pos.next_micro - group.first; k < group.count; ++k) {
-      std::optional<Batch> b = loader.next();
-      if (!b) throw std::logic_error("loader ended before the plan did");
-      if (b->size == 0) {  // this rank's block of a short tail is empty; it still joins the step below
-        ++pos.next_micro;
-        continue;
-      }
-      at::Tensor per_sample, logits;
-      {
-        auto scope = loop.precision.call<&Precision::forward_scope>(device);
-        logits = guarded(model_who, "forward", [&] { return run.model.forward(b->x); });
-        per_sample = per_sample_loss(logits, b->y, loop.options.label_smoothing);
-      }
-      if (b->w.defined()) per_sample = per_sample * b->w;
-      // mean over this micro-batch × (its samples / the group's samples): the group's gradient is the
-      // gradient of the mean loss over all its samples, whatever the micro-batch sizes.
-      const double weight = group.loss_weights[static_cast<size_t>(k)];
-      if (!loop.dp.active()) {
-        loop.precision.call<&Precision::backward>(per_sample.mean() * weight);
-      } else {
-        // sum / global micro-batch size × world: the all-reduce average over ranks restores the global mean.
-        const double global = static_cast<double>(sizes[static_cast<size_t>(pos.next_micro)]);
-        loop.precision.call<&Precision::backward>(per_sample.sum() * (weight * static_cast<double>(loop.dp.world()) / global));
-      }
-      sums.loss_sum += per_sample.detach().sum().to(at::kDouble);
-      sums.correct += correct_count(logits.detach(), b->y).to(at::kDouble);
-      pos.samples += b->size;
-      ++pos.next_micro;
-      // Inside a group (single process only: ranks agree on stopping at group boundaries) the pending
-      // gradients are saved too.
-      if (!loop.dp.active() && k + 1 < group.count && stop_requested()) interrupt();
-    }
-    if (group.step) {
-      loop.dp.all_reduce_grads(run.model);  // once per optimizer step (never per micro-batch)
-      const double lr = loop.control.lr_for(run.schedule.lr(pos.optimizer_steps));
-      for (auto& param_group : run.optimizer.param_groups()) param_group.options().set_lr(lr);
-      const StepResult result = loop.precision.call<&Precision::step>(run.optimizer);
-      if (!result.skipped) {  // a skipped step never advances the schedule, and no callback hears of it
-        ++pos.optimizer_steps;
-        const int64_t group_samples = std::max<int64_t>(pos.samples - group_start_samples, 1);
-        after_step(loop, run, result, (sums.loss_sum - group_start_loss) / static_cast<double>(group_samples), lr);
-      }
-      run.optimizer.zero_grad();
-      if (loop.options.verify_replicas) loop.dp.verify_replicas(run.model, pos.optimizer_steps);
-    }
+    run_group(loop, run, sums, loader, group, interrupt);
+    if (group.step) step_group(loop, run, sums, group_start_loss, group_start_samples);
     pos.next_group = static_cast<int64_t>(g) + 1;
     loop.progress.update(pos.next_micro, pos.samples - samples_before, [&] {
       return sums.loss_sum.item<double>() / static_cast<double>(std::max<int64_t>(pos.samples, 1));

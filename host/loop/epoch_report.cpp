@@ -19,19 +19,22 @@ std::string format_number(const MetricValue& v) {
   return "n/a";
 }
 
-}  // namespace
-
-void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
+/// Every rank's sums of the epoch added up, so that every rank reports the whole epoch (and BatchNorm
+/// statistics averaged where [run] sync_bn asks).
+void sum_over_ranks(Loop& loop, StageRun& run, EpochSums& sums) {
   TrainPosition& pos = run.pos;
-  if (loop.dp.active()) {  // every rank reports the whole epoch
-    const auto opts = at::TensorOptions().dtype(at::kDouble).device(loop.context.device());
-    at::Tensor all = at::stack({sums.loss_sum, sums.correct, at::full({}, static_cast<double>(pos.samples), opts)});
-    loop.dp.sum(all);
-    sums.loss_sum = all[0];
-    sums.correct = all[1];
-    pos.samples = static_cast<int64_t>(all[2].item<double>());
-    if (loop.options.sync_bn) loop.dp.sync_batchnorm(run.plan.batchnorms);
-  }
+  const auto opts = at::TensorOptions().dtype(at::kDouble).device(loop.context.device());
+  at::Tensor all = at::stack({sums.loss_sum, sums.correct, at::full({}, static_cast<double>(pos.samples), opts)});
+  loop.dp.sum(all);
+  sums.loss_sum = all[0];
+  sums.correct = all[1];
+  pos.samples = static_cast<int64_t>(all[2].item<double>());
+  if (loop.options.sync_bn) loop.dp.sync_batchnorm(run.plan.batchnorms);
+}
+
+/// The epoch's report with its training figures (no validation yet).
+EpochReport train_report(Loop& loop, StageRun& run, const EpochSums& sums, double seconds) {
+  const TrainPosition& pos = run.pos;
   const double samples = static_cast<double>(std::max<int64_t>(pos.samples, 1));
   EpochReport report;
   report.stage = pos.stage;
@@ -54,6 +57,28 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
   }
   if (CpuMemoryTracker::installed() && loop.context.device().is_cpu())
     m["peak_memory_mb"] = static_cast<double>(CpuMemoryTracker::peak_bytes()) / (1024.0 * 1024.0);
+  return report;
+}
+
+/// A diverged run must not go on (or end with rc 0 and a NaN test loss): one reduction per epoch.
+void check_weights_finite(StageRun& run, const EpochReport& report) {
+  std::vector<at::Tensor> finite;
+  for (const auto& p : run.model.parameters()) finite.push_back(p.detach().isfinite().all());
+  if (!finite.empty() && !at::stack(finite).all().item<bool>())
+    throw std::runtime_error("stage '" + run.pos.stage + "' diverged in epoch " + std::to_string(report.epoch) +
+                             ": the model's weights are no longer finite (train_loss " +
+                             format_number(report.metrics.at("train_loss")) +
+                             "). Lower [optimizer] lr, raise optimizer.eps, clip gradients ([precision] max_grad_norm) or "
+                             "use amp-bf16; the last checkpoint, from before this epoch, is kept");
+}
+
+}  // namespace
+
+void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
+  TrainPosition& pos = run.pos;
+  if (loop.dp.active()) sum_over_ranks(loop, run, sums);  // every rank reports the whole epoch
+  EpochReport report = train_report(loop, run, sums, seconds);
+  auto& m = report.metrics;
 
   // Validation runs on a callback's substitute (EMA weights) when one offers it; the live model's figures
   // are reported beside them.
@@ -96,14 +121,7 @@ void report_epoch(Loop& loop, StageRun& run, EpochSums& sums, double seconds) {
                 *as_number(m["samples_per_second"]), seconds);
   loop.context.logger().info(line);
 
-  // A diverged run must not go on (or end with rc 0 and a NaN test loss): one reduction per epoch.
-  std::vector<at::Tensor> finite;
-  for (const auto& p : run.model.parameters()) finite.push_back(p.detach().isfinite().all());
-  if (!finite.empty() && !at::stack(finite).all().item<bool>())
-    throw std::runtime_error("stage '" + pos.stage + "' diverged in epoch " + std::to_string(report.epoch) +
-                             ": the model's weights are no longer finite (train_loss " + format_number(m["train_loss"]) +
-                             "). Lower [optimizer] lr, raise optimizer.eps, clip gradients ([precision] max_grad_norm) or "
-                             "use amp-bf16; the last checkpoint, from before this epoch, is kept");
+  check_weights_finite(run, report);
 }
 
 }  // namespace loom::host

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <exception>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -77,6 +79,39 @@ void build_in_chunks(const Dataset& inner, const StoreFormat& format, RunContext
   for (std::thread& t : pool) t.join();
   progress->finish();
   if (error) std::rethrow_exception(error);
+}
+
+at::Tensor build_rows(const Dataset& inner, const StoreFormat& format, RunContext& run, const std::string& label) {
+  const SampleSpec spec = inner.spec();
+  const int64_t count = inner.size();
+  const uint64_t bytes = stored_bytes(count, spec.shape, format.store());
+  std::vector<int64_t> shape = {count};
+  shape.insert(shape.end(), spec.shape.begin(), spec.shape.end());
+  at::Tensor stored = at::empty(shape, at::TensorOptions().dtype(format.store()));
+  const int64_t row_bytes = count > 0 ? static_cast<int64_t>(bytes / static_cast<uint64_t>(count)) : 0;
+  auto* base = static_cast<char*>(stored.data_ptr());
+  build_in_chunks(inner, format, run, label, [&](int64_t first, const at::Tensor& rows) {
+    std::memcpy(base + first * row_bytes, rows.data_ptr(), static_cast<size_t>(rows.size(0) * row_bytes));
+  });
+  return stored;
+}
+
+void log_build(RunContext& run, const std::string& who, int64_t count, uint64_t bytes, const StoreFormat& format,
+               const std::string& where, std::chrono::steady_clock::time_point started) {
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::ostringstream msg;
+  msg << who << ": " << count << " samples (" << human_bytes(bytes) << " as " << format.store_name() << ")" << where
+      << " in " << seconds << " s";
+  run.logger().info(msg.str());
+}
+
+std::string too_large_start(const std::string& who, int64_t count, const SampleSpec& spec, const StoreFormat& format,
+                            uint64_t bytes) {
+  std::ostringstream msg;
+  msg << who << ": the dataset needs " << count << " samples x " << shape_text(spec.shape) << " x "
+      << c10::elementSize(format.store()) << " bytes (" << format.store_name() << ") = " << bytes << " bytes ("
+      << human_bytes(bytes) << "), more than ";
+  return msg.str();
 }
 
 }  // namespace loom::caching

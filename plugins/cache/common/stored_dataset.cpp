@@ -15,14 +15,18 @@ StoredDataset::StoredDataset(std::shared_ptr<Dataset> inner, at::Tensor stored, 
     throw std::logic_error(who_ + ": stored rows do not match the dataset");
 }
 
-at::Tensor StoredDataset::load(const at::Tensor& indices) const {
+void check_load_indices(const at::Tensor& indices, int64_t size, const std::string& who) {
   if (indices.scalar_type() != at::kLong || indices.dim() != 1)
-    throw std::invalid_argument(who_ + ": load() wants a 1-D int64 index tensor");
+    throw std::invalid_argument(who + ": load() wants a 1-D int64 index tensor");
   if (indices.numel() > 0) {
     const auto [lo, hi] = at::aminmax(indices);
-    if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= size())
-      throw std::out_of_range(who_ + ": load() index out of range 0.." + std::to_string(size() - 1));
+    if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= size)
+      throw std::out_of_range(who + ": load() index out of range 0.." + std::to_string(size - 1));
   }
+}
+
+at::Tensor StoredDataset::load(const at::Tensor& indices) const {
+  check_load_indices(indices, size(), who_);
   // The gather is one memcpy per row, split over the intra-op threads in chunks of about a megabyte:
   // for rows of kilobytes this runs near memory bandwidth, several times faster than index_select,
   // whose generic kernel copies element-wise (measured in docs/benchmarks.md).

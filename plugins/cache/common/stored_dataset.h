@@ -13,6 +13,10 @@
 
 namespace loom::caching {
 
+/// What every cached dataset's load() checks first: `indices` is a 1-D int64 tensor of indices in
+/// 0..size-1; throws otherwise (`who` names the cache).
+void check_load_indices(const at::Tensor& indices, int64_t size, const std::string& who);
+
 class StoredDataset final : public Dataset {
  public:
   /// `stored` is [inner->size(), shape...] in format.store(), row i holding dataset index i; it may be

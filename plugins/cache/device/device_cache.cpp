@@ -2,12 +2,12 @@
 
 #include "cache/common/chunked_build.h"
 #include "cache/common/store_format.h"
+#include "cache/common/stored_dataset.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
 #include <chrono>
-#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
@@ -30,13 +30,7 @@ class DeviceDataset final : public Dataset {
   std::map<std::string, int64_t> counters() const override { return inner_->counters(); }
 
   at::Tensor load(const at::Tensor& indices) const override {
-    if (indices.scalar_type() != at::kLong || indices.dim() != 1)
-      throw std::invalid_argument(std::string(kWho) + ": load() wants a 1-D int64 index tensor");
-    if (indices.numel() > 0) {
-      const auto [lo, hi] = at::aminmax(indices);
-      if (lo.item<int64_t>() < 0 || hi.item<int64_t>() >= size())
-        throw std::out_of_range(std::string(kWho) + ": load() index out of range 0.." + std::to_string(size() - 1));
-    }
+    caching::check_load_indices(indices, size(), kWho);
     const at::Tensor rows = stored_.index_select(0, indices.to(stored_.device()));
     // The same conversions as StoreFormat::from_store, written with device ops: uint8 pixels through
     // loom::from_pixels (what the dataset's own load() runs), other store dtypes cast back.
@@ -81,9 +75,7 @@ std::shared_ptr<Dataset> DeviceCache::wrap(std::shared_ptr<Dataset> inner) {
   const uint64_t bytes = caching::stored_bytes(count, spec.shape, format.store());
   if (max_bytes_ > 0 && bytes > static_cast<uint64_t>(max_bytes_)) {
     std::ostringstream msg;
-    msg << kWho << ": the dataset needs " << count << " samples x " << caching::shape_text(spec.shape) << " x "
-        << c10::elementSize(format.store()) << " bytes (" << format.store_name() << ") = " << bytes << " bytes ("
-        << caching::human_bytes(bytes) << "), more than max_bytes = " << max_bytes_ << " ("
+    msg << caching::too_large_start(kWho, count, spec, format, bytes) << "max_bytes = " << max_bytes_ << " ("
         << caching::human_bytes(static_cast<uint64_t>(max_bytes_)) << "). Fix: raise max_bytes, store uint8 or "
         << "float16, or use the memory cache ([cache] plugin = \"memory\": host RAM, copied per batch)";
     throw std::runtime_error(msg.str());
@@ -91,15 +83,8 @@ std::shared_ptr<Dataset> DeviceCache::wrap(std::shared_ptr<Dataset> inner) {
   format.warn_if_lossy(run_.logger());
 
   const auto started = std::chrono::steady_clock::now();
-  std::vector<int64_t> shape = {count};
-  shape.insert(shape.end(), spec.shape.begin(), spec.shape.end());
   // Built in host memory (the shared parallel build), then copied to the device once.
-  at::Tensor host = at::empty(shape, at::TensorOptions().dtype(format.store()));
-  const int64_t row_bytes = count > 0 ? static_cast<int64_t>(bytes / static_cast<uint64_t>(count)) : 0;
-  auto* base = static_cast<char*>(host.data_ptr());
-  caching::build_in_chunks(*inner, format, run_, kWho, [&](int64_t first, const at::Tensor& rows) {
-    std::memcpy(base + first * row_bytes, rows.data_ptr(), static_cast<size_t>(rows.size(0) * row_bytes));
-  });
+  at::Tensor host = caching::build_rows(*inner, format, run_, kWho);
   at::Tensor stored;
   try {
     stored = host.to(device);
@@ -109,11 +94,7 @@ std::shared_ptr<Dataset> DeviceCache::wrap(std::shared_ptr<Dataset> inner) {
                              " (out of memory). Fix: store uint8 or float16, or use the memory cache ([cache] plugin "
                              "= \"memory\")");
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::ostringstream msg;
-  msg << kWho << ": " << count << " samples (" << caching::human_bytes(bytes) << " as " << format.store_name()
-      << ") on " << device.str() << " in " << seconds << " s";
-  run_.logger().info(msg.str());
+  caching::log_build(run_, kWho, count, bytes, format, " on " + device.str(), started);
   return std::make_shared<DeviceDataset>(std::move(inner), std::move(stored), std::move(format));
 }
 

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -54,9 +53,7 @@ std::shared_ptr<Dataset> MemoryCache::wrap(std::shared_ptr<Dataset> inner) {
                                         : std::numeric_limits<uint64_t>::max();  // unknown: only max_bytes limits
   if (bytes > limit) {
     std::ostringstream msg;
-    msg << kWho << ": the dataset needs " << count << " samples x " << caching::shape_text(spec.shape) << " x "
-        << c10::elementSize(format.store()) << " bytes (" << format.store_name() << ") = " << bytes << " bytes ("
-        << caching::human_bytes(bytes) << "), more than "
+    msg << caching::too_large_start(kWho, count, spec, format, bytes)
         << (max_bytes_ > 0 ? "max_bytes = " + std::to_string(limit)
                            : "half of this machine's physical memory (max_bytes = 0), " + std::to_string(limit))
         << " bytes (" << caching::human_bytes(limit) << "). Fix: use the npy cache ([cache] plugin = \"npy\", "
@@ -67,19 +64,8 @@ std::shared_ptr<Dataset> MemoryCache::wrap(std::shared_ptr<Dataset> inner) {
   format.warn_if_lossy(run_.logger());
 
   const auto started = std::chrono::steady_clock::now();
-  std::vector<int64_t> shape = {count};
-  shape.insert(shape.end(), spec.shape.begin(), spec.shape.end());
-  at::Tensor stored = at::empty(shape, at::TensorOptions().dtype(format.store()));
-  const int64_t row_bytes = count > 0 ? static_cast<int64_t>(bytes / static_cast<uint64_t>(count)) : 0;
-  auto* base = static_cast<char*>(stored.data_ptr());
-  caching::build_in_chunks(*inner, format, run_, kWho, [&](int64_t first, const at::Tensor& rows) {
-    std::memcpy(base + first * row_bytes, rows.data_ptr(), static_cast<size_t>(rows.size(0) * row_bytes));
-  });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::ostringstream msg;
-  msg << kWho << ": " << count << " samples (" << caching::human_bytes(bytes) << " as " << format.store_name()
-      << ") in " << seconds << " s";
-  run_.logger().info(msg.str());
+  at::Tensor stored = caching::build_rows(*inner, format, run_, kWho);
+  caching::log_build(run_, kWho, count, bytes, format, "", started);
   return std::make_shared<caching::StoredDataset>(std::move(inner), std::move(stored), std::move(format), kWho);
 }
 
