@@ -39,6 +39,8 @@ class TestControl final : public Control {
 
   void stop_stage(const std::string& reason) override { stops.push_back(reason); }
   bool primary() const override { return is_primary; }
+  void set_lr(std::optional<double> lr) override { lr_set.push_back(lr); }
+  void scale_lr(double factor) override { lr_scales.push_back(factor); }
   std::shared_ptr<Model> clone_model(const Model& model) override {
     std::shared_ptr<Model> copy = make_model_();
     at::NoGradGuard no_grad;
@@ -60,6 +62,8 @@ class TestControl final : public Control {
 
   bool is_primary = true;
   std::vector<std::string> stops;
+  std::vector<std::optional<double>> lr_set;
+  std::vector<double> lr_scales;
   std::map<std::string, MetricValue> summary;
 
  private:
