@@ -205,9 +205,8 @@ int run_command(const RunOptions& options) {
     std::shared_ptr<CheckpointReader> resume;
     if (resuming) {
       // Verified against its checksum and read once; a damaged latest falls back to the previous generation.
+      // The trainer loads the callbacks' and sinks' state from it first (its StatePhase::Run providers).
       resume = open_checkpoint(run_dir / "checkpoint.pt", logger);
-      plugins.callbacks.load_state(*resume);
-      plugins.metrics.load_state(*resume);  // sinks drop what they wrote after this checkpoint
     }
     if (!plugins.callbacks.best_model() && config.run.str("test_on") == "best") {
       if (owned && !resuming) owned->discard_if_unused();

@@ -41,8 +41,12 @@ CreatedPlugins create_run_plugins(const Registry& registry, const ResolvedConfig
           out.driver = registry.create<SelfTraining>(*choice.feature, ctx);
           out.driver_ref = who;
           break;
-        case Kind::Callback: p.callbacks.add(who, registry.create<Callback>(*choice.feature, ctx)); break;
-        case Kind::MetricSink: p.metrics.add(who, registry.create<MetricSink>(*choice.feature, ctx)); break;
+        case Kind::Callback:
+          p.callbacks.add(who, registry.create<Callback>(*choice.feature, ctx), choice.id, choice.table, params_text(choice.params));
+          break;
+        case Kind::MetricSink:
+          p.metrics.add(who, registry.create<MetricSink>(*choice.feature, ctx), choice.id, choice.table, params_text(choice.params));
+          break;
         case Kind::Augmentation:
           // After the dataset and cache (ctx.dataset is the data the ops will see, for its spec).
           p.augmentations.add(choice.pipeline, who, registry.create<Augmentation>(*choice.feature, ctx));
