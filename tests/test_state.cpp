@@ -1,6 +1,6 @@
 // Checkpoint state as a registry of providers (host/state/providers.h): the registry's rules, stable keys
-// that follow a [[callback]] when tables are reordered, and a checkpoint of format 2 (an older Loom's)
-// resumed by this one.
+// that follow a [[callback]] when tables are reordered, a checkpoint of format 2 (an older Loom's) resumed
+// by this one, and a run killed before it wrote its config.
 #include "run_util.h"
 
 #include "state/providers.h"
@@ -301,6 +301,58 @@ TEST(StableKeys, TwoTablesWithOneIdAreRefused) {
   const CommandResult bad = loom("check " + (dir / "bad.toml").string());
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("'id' in [callback[0]]"), std::string::npos) << bad.output;
+}
+
+// --- a run killed before it wrote its config ----------------------------------------------------------
+
+/// A pid no process has any more.
+pid_t dead_pid() {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return pid;
+}
+
+/// What a run killed before it wrote its config (0.3 s after its start, while plugins are created) leaves:
+/// its directory with the lock file, naming a pid that is gone. (A real kill that early is a race the test
+/// would mostly lose: a small run writes its config within milliseconds.)
+fs::path never_started_run(const fs::path& output_dir) {
+  const fs::path dir = output_dir / "synthetic" / "20260101-000000";
+  fs::create_directories(dir);
+  write_file(dir / ".lock", std::to_string(dead_pid()) + "\n");
+  return dir;
+}
+
+TEST(NeverStarted, ResumeSaysTheRunNeverStartedAndRemovesItsEmptyDirectory) {
+  TempDir out;
+  const fs::path dir = never_started_run(out.path());
+  const CommandResult r = loom("run --resume " + dir.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("never started"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("loom run CONFIG"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("not a run directory"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir));
+}
+
+TEST(NeverStarted, TheNextRunRemovesAStaleEmptyRunDirectory) {
+  TempDir out;
+  const fs::path stale = never_started_run(out.path());
+  // A directory whose lock's holder is alive is another run starting: it stays.
+  const fs::path starting = out.path() / "synthetic" / "20260101-000001";
+  fs::create_directories(starting);
+  write_file(starting / ".lock", std::to_string(getpid()) + "\n");
+  // Killed between creating its directory and its lock file: empty; removed once it is a minute old.
+  const fs::path empty_old = out.path() / "synthetic" / "20260101-000002", empty_new = out.path() / "synthetic" / "20260101-000003";
+  fs::create_directories(empty_old);
+  fs::create_directories(empty_new);
+  fs::last_write_time(empty_old, fs::file_time_type::clock::now() - std::chrono::minutes(2));
+  const CommandResult r = loom("run " + kSynthetic + " --set run.output_dir=" + out.path().string() + " --set run.epochs=1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(starting));
+  EXPECT_FALSE(fs::exists(empty_old));
+  EXPECT_TRUE(fs::exists(empty_new));
 }
 
 }  // namespace
