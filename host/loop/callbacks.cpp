@@ -26,7 +26,7 @@ void CallbackSet::add(PluginRef who, std::shared_ptr<Callback> callback, const s
                       std::string params) {
   int occurrence = 0;
   for (auto& e : entries_)
-    if (e.who.name == who.name && e.key == stable_key("callback", who.name, occurrence, "")) {
+    if (e.who.name == who.name && !e.has_id) {
       ++occurrence;
       if (id.empty()) e.by_order = true;
     }
@@ -36,7 +36,7 @@ void CallbackSet::add(PluginRef who, std::shared_ptr<Callback> callback, const s
       throw std::invalid_argument("[" + table + "] keeps its checkpoint state under '" + key + "', as [" + e.table + "] (" +
                                   e.who.describe() + ") does; give one of them another id = \"…\"");
   const bool by_order = id.empty() && occurrence > 0;
-  entries_.push_back({std::move(who), std::move(callback), std::move(key), std::move(table), std::move(params), by_order});
+  entries_.push_back({std::move(who), std::move(callback), std::move(key), std::move(table), std::move(params), by_order, !id.empty()});
 }
 
 void CallbackSet::stage_start(const StageInfo& stage, Model& model, Control& control) {

@@ -82,6 +82,7 @@ class CallbackSet {
     std::string key;
     std::string table, params;
     bool by_order = false;  ///< no id, and another table of its plugin has none either
+    bool has_id = false;
   };
   std::vector<Entry> entries_;
 };

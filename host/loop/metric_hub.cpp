@@ -12,7 +12,7 @@ void MetricHub::add(PluginRef who, std::shared_ptr<MetricSink> sink, const std::
                     std::string params) {
   int occurrence = 0;
   for (auto& e : entries_)
-    if (e.who.name == who.name && e.key == stable_key("metric_sink", who.name, occurrence, "")) {
+    if (e.who.name == who.name && !e.has_id) {
       ++occurrence;
       if (id.empty()) e.by_order = true;
     }
@@ -23,7 +23,7 @@ void MetricHub::add(PluginRef who, std::shared_ptr<MetricSink> sink, const std::
                                   e.who.describe() + ") does; give one of them another id = \"…\"");
   const int64_t interval = guarded(who, "step_interval", [&] { return sink->step_interval(); });
   const bool by_order = id.empty() && occurrence > 0;
-  entries_.push_back({std::move(who), std::move(sink), std::move(key), interval, std::move(table), std::move(params), by_order});
+  entries_.push_back({std::move(who), std::move(sink), std::move(key), interval, std::move(table), std::move(params), by_order, !id.empty()});
 }
 
 void MetricHub::write(MetricRecord record) {

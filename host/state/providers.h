@@ -7,8 +7,8 @@
 // callback/<name> (callback/<name>#2 for the second of a name, callback/<id> for a table with id = "…"),
 // metric_sink/<name> (likewise).
 //
-// Order: save() gathers (every rank: collectives such as the epoch sums' all-reduce) and then writes every
-// provider in registration order (rank 0 only). A provider that must run something first does it in its own
+// Order: gather() runs on every rank (collectives: the pending gradients' average, the epoch sums'
+// all-reduce), then save() writes every provider in registration order (rank 0 only). A provider that must run something first does it in its own
 // save (a metric sink flushes before its state_dict: its state must describe what is durably written).
 // Resuming loads one phase at a time, each in registration order:
 //   Run    at resume start, before anything is written: callbacks, metric sinks (they drop what they wrote
@@ -18,7 +18,7 @@
 //   Stage  once the stage's model, optimizer and schedule exist: position, model, optimizer, schedule,
 //          pending gradients, precision, epoch sums (after position), RNGs (last).
 //
-// Format 3 is format 2 with stable keys. A format-2 checkpoint ("callback/<i>:<name>", "metric_sink/<i>:
+// Format 3 is format 2 with stable keys and "epoch_sums" (one row per rank). A format-2 checkpoint ("callback/<i>:<name>", "metric_sink/<i>:
 // <name>", the epoch's sums inside "position") is read through StateSource, which maps its positional keys
 // to the stable ones (the k-th entry of a name becomes <name>, <name>#2, …).
 #pragma once
