@@ -92,7 +92,12 @@ def main():
             "`[[augmentation]]`, `[[callback]]` and `[[metric_sink]]` are arrays of tables: any number, run in file",
             "order; the `jsonl` metric sink (metrics.jsonl) is always there, first, even when not listed. An",
             "`[[augmentation]]` table also takes `pipeline = \"NAME\"` (default `\"default\"`): the named pipeline",
-            "it belongs to (docs/augmentation.md). An optional `[student_model]` table makes self-training's",
+            "it belongs to (docs/augmentation.md). A `[[callback]]` or `[[metric_sink]]` table also takes",
+            "`id = \"NAME\"` (letters, digits, `-`, `_`, `.`; unique among the tables of its kind): the key of its",
+            "state in checkpoints. Without one the key is the plugin's name (`callback/ema`, then `callback/ema#2`",
+            "for a second `ema` table), so reordering tables between a stop and `--resume` keeps each state with its",
+            "table; two tables of one plugin without ids must keep their order (docs/architecture.md, \"State",
+            "registry\"). An optional `[student_model]` table makes self-training's",
             "students from another model: without `plugin` (or with `[model]`'s) its keys replace `[model]`'s;",
             "naming another model plugin takes only its own keys (docs/self-training.md).", ""]
     plugins = sorted(data["plugins"], key=lambda p: (KIND_ORDER.index(p["kind"]), p["name"]))

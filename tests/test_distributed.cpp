@@ -258,5 +258,52 @@ TEST_F(Distributed, ResumeOnTheSameWorldSizeIsExact) {
   expect_same_weights(only_run_dir(r.dir / "full", "ddp"), part, 1e-6);
 }
 
+/// A metric record without what depends on timing.
+nlohmann::json timeless(nlohmann::json record) {
+  for (const char* k : {"epoch_seconds", "samples_per_second", "peak_memory_mb", "wall_seconds", "wall_time", "time",
+                        "grad_allreduce_seconds", "run_dir"})
+    record.erase(k);
+  return record;
+}
+
+// The running sums of the epoch in progress are per rank; a stop inside an epoch saves every rank's
+// ("epoch_sums"), so the resumed epoch's train_loss and train_accuracy are the uninterrupted run's, bit for
+// bit, like the weights.
+TEST_F(Distributed, StoppedMidEpochAndResumedEqualsUninterruptedInEveryRecord) {
+  Runs r;
+  const std::string sets = "--set loader.batch_size=16 --set run.epochs=4 --set dataset.samples=3000";
+  const auto full = r.ranks(2, "full", sets);
+  ASSERT_EQ(full.exit_code, 0) << full.output;
+  const fs::path expected = only_run_dir(r.dir / "full", "ddp");
+  const auto records = read_epoch_records(expected / "metrics.jsonl");
+  ASSERT_EQ(records.size(), 4u);
+  const auto epoch = std::chrono::milliseconds(static_cast<int64_t>(records[1]["epoch_seconds"].get<double>() * 1000.0));
+
+  // Half an epoch after the first checkpoint: inside epoch 2 (retried, later, should a stop land on an
+  // epoch's end, which would not exercise the sums).
+  fs::path part;
+  for (int attempt = 0; attempt < 3 && part.empty(); ++attempt) {
+    const fs::path out = r.dir / ("part" + std::to_string(attempt));
+    const std::string cmd = "bash " + kMpirun + " -np 2 " LOOM_TEST_BIN " run " + r.config().string() +
+                            " --set run.output_dir=" + out.string() + " --set communicator.plugin=mpi " + sets;
+    bool stopped = false;
+    const int code = run_and_stop_when(
+        {"/bin/sh", "-c", cmd}, [&] { return some_run_has(out / "ddp", "checkpoint.pt"); }, epoch / 2, &stopped,
+        [&](pid_t) { run("pkill -TERM -f -- '^" LOOM_TEST_BIN " run .*run.output_dir=" + out.string() + " '"); });
+    ASSERT_TRUE(stopped);
+    ASSERT_NE(code, 0) << "the stop request must end the run early (exit 130 from the ranks)";
+    const fs::path dir = only_run_dir(out, "ddp");
+    ASSERT_FALSE(dir.empty());
+    if (read_file(dir / "loom.log").find(", micro-batch ") != std::string::npos) part = dir;  // "stopped … at epoch E, micro-batch M"
+  }
+  ASSERT_FALSE(part.empty()) << "no stop landed inside an epoch";
+  const auto resumed = run("bash " + kMpirun + " -np 2 " LOOM_TEST_BIN " run --resume " + part.string());
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  expect_same_weights(expected, part, 0.0);
+  const auto ma = read_jsonl(expected / "metrics.jsonl"), mb = read_jsonl(part / "metrics.jsonl");
+  ASSERT_EQ(ma.size(), mb.size());
+  for (size_t i = 0; i < ma.size(); ++i) EXPECT_EQ(timeless(ma[i]), timeless(mb[i])) << "record " << i;
+}
+
 }  // namespace
 }  // namespace loom::test

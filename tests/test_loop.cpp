@@ -1,5 +1,5 @@
 // The open loop (SDK 0.3), through real `loom` runs: callbacks fire once per event (also across a stop
-// and --resume), every plugin call is guarded with the plugin's name, checkpoint format 2 refuses other
+// and --resume), every plugin call is guarded with the plugin's name, checkpoint format 3 refuses other
 // formats, metrics stay duplicate-free across interruptions, and the built-in callbacks and sinks do
 // what they promise end to end.
 #include "run_util.h"
@@ -172,7 +172,7 @@ TEST(GuardedCalls, AStudentModelOfAnotherPluginIsNamedForItsOwnFailure) {
   EXPECT_EQ(c.output.find("model plugin 'mlp'"), std::string::npos) << c.output;
 }
 
-// ---- checkpoint format 2 --------------------------------------------------------------------------
+// ---- checkpoint format 3 --------------------------------------------------------------------------
 
 TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
   SyntheticRun r;
@@ -188,7 +188,7 @@ TEST(CheckpointFormat, AFormat1CheckpointIsRefusedNamingBothVersions) {
   const CommandResult c = loom("run --resume " + dir.string());
   EXPECT_EQ(c.exit_code, 1) << c.output;
   EXPECT_NE(c.output.find("checkpoint.pt is checkpoint format 1 (written by Loom 0.1 or 0.2); this Loom (0.6.0) reads "
-                          "format 2 only"),
+                          "formats 2 to 3 only"),
             std::string::npos)
       << c.output;
 }

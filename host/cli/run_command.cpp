@@ -133,6 +133,12 @@ int run_command(const RunOptions& options) {
       return 2;
     }
     std::error_code ec;
+    if (RunDirectory::discard_if_never_started(options.resume)) {
+      std::cerr << "loom: " << options.resume.string() << " is a run that never started: it was stopped before it wrote "
+                << "config.resolved.toml, so there is nothing to resume (its empty directory is removed now). Start it "
+                << "again with: loom run CONFIG\n";
+      return 2;
+    }
     if (!fs::is_regular_file(options.resume / "config.resolved.toml", ec)) {
       std::cerr << "loom: " << options.resume.string()
                 << " is not a run directory (no config.resolved.toml): pass a directory written by `loom run`\n";
@@ -205,9 +211,8 @@ int run_command(const RunOptions& options) {
     std::shared_ptr<CheckpointReader> resume;
     if (resuming) {
       // Verified against its checksum and read once; a damaged latest falls back to the previous generation.
+      // The trainer loads the callbacks' and sinks' state from it first (its StatePhase::Run providers).
       resume = open_checkpoint(run_dir / "checkpoint.pt", logger);
-      plugins.callbacks.load_state(*resume);
-      plugins.metrics.load_state(*resume);  // sinks drop what they wrote after this checkpoint
     }
     if (!plugins.callbacks.best_model() && config.run.str("test_on") == "best") {
       if (owned && !resuming) owned->discard_if_unused();

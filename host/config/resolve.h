@@ -29,6 +29,7 @@ struct PluginChoice {
   const Feature* feature = nullptr;
   Params params;
   std::string pipeline;  ///< augmentation only: the table's `pipeline` ("default" when it names none)
+  std::string id;        ///< [[callback]] / [[metric_sink]] only: the table's `id` ("" when it has none), its checkpoint key
   std::string table;     ///< where it was configured: "dataset", "callback[1]", "student_model", …
 };
 

@@ -93,9 +93,19 @@ std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry&
   choice.feature = feature;
   choice.table = tname;
   const bool pipelines = info.kind == Kind::Augmentation;
+  const bool ids = info.kind == Kind::Callback || info.kind == Kind::MetricSink;  // keyed state (host/state/providers.h)
   choice.params = checker.check(tname, " (plugin '" + *plugin + "')", t, feature->info.params, true,
-                                pipelines ? "pipeline" : "");
+                                pipelines ? "pipeline" : ids ? "id" : "");
   if (pipelines) read_pipeline(config, errors, tname, t, choice);
+  if (const toml::node* p = ids && t ? t->get("id") : nullptr) {
+    static const std::regex id_re("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+    if (!p->is_string() || !std::regex_match(std::string(*p->as_string()), id_re))
+      errors.push_back({config.pos_of(tname, "id", *p),
+                        "'id' in [" + tname + "] names this table's state in checkpoints: letters, digits, '-', '_' or '.' "
+                        "(at most 64, e.g. \"ema-slow\"), found " + describe_node(*p)});
+    else
+      choice.id = std::string(*p->as_string());
+  }
   return choice;
 }
 
@@ -125,8 +135,16 @@ void resolve_many_table(const Config& config, const Registry& registry, TableChe
     const std::string element = info.table + "[" + std::to_string(i) + "]";
     auto choice = resolve_plugin(config, registry, checker, errors, info, element, (*array)[i].as_table());
     if (!choice) continue;
+    if (!choice->id.empty())
+      for (const PluginChoice& other : list)
+        if (other.id == choice->id) {
+          const toml::node* id = (*array)[i].as_table()->get("id");
+          errors.push_back({config.pos_of(element, "id", *id), "id \"" + choice->id + "\" is already used by [" + other.table +
+                                                                "]; every [[" + info.table + "]] id must be unique"});
+        }
     if (!info.always.empty() && choice->feature->info.name == info.always) {
       list.front().params = std::move(choice->params);  // configures the always-present plugin; no second copy
+      list.front().id = std::move(choice->id);
       continue;
     }
     list.push_back(std::move(*choice));

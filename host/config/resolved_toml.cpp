@@ -48,6 +48,7 @@ toml::table ResolvedConfig::to_toml() const {
       toml::table t = params_table(choice.params);
       t.insert("plugin", choice.feature->info.name);
       if (kind == Kind::Augmentation) t.insert("pipeline", choice.pipeline);
+      if (!choice.id.empty()) t.insert("id", choice.id);
       if (info.cardinality == Cardinality::One)
         root.insert_or_assign(info.table, std::move(t));
       else

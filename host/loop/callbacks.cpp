@@ -30,9 +30,21 @@ void StageControl::scale_lr(double factor) {
   lr_scale_ = factor;
 }
 
-void CallbackSet::add(PluginRef who, std::shared_ptr<Callback> callback) {
-  std::string key = "callback/" + std::to_string(entries_.size()) + ":" + who.name;
-  entries_.push_back({std::move(who), std::move(callback), std::move(key)});
+void CallbackSet::add(PluginRef who, std::shared_ptr<Callback> callback, const std::string& id, std::string table,
+                      std::string params) {
+  int occurrence = 0;
+  for (auto& e : entries_)
+    if (e.who.name == who.name && !e.has_id) {
+      ++occurrence;
+      if (id.empty()) e.by_order = true;
+    }
+  std::string key = stable_key("callback", who.name, occurrence, id);
+  for (const auto& e : entries_)
+    if (e.key == key)
+      throw std::invalid_argument("[" + table + "] keeps its checkpoint state under '" + key + "', as [" + e.table + "] (" +
+                                  e.who.describe() + ") does; give one of them another id = \"…\"");
+  const bool by_order = id.empty() && occurrence > 0;
+  entries_.push_back({std::move(who), std::move(callback), std::move(key), std::move(table), std::move(params), by_order, !id.empty()});
 }
 
 void CallbackSet::stage_start(const StageInfo& stage, Model& model, Control& control) {
@@ -80,18 +92,29 @@ std::optional<fs::path> CallbackSet::best_model() const {
   return std::nullopt;
 }
 
-void CallbackSet::save_state(CheckpointWriter& writer) const {
-  for (const auto& e : entries_) writer.add(e.key, 1, guarded(e.who, "state_dict", [&] { return e.callback->state_dict(); }));
-}
-
-void CallbackSet::load_state(const CheckpointReader& reader) {
-  for (auto& e : entries_) {
-    if (!reader.has(e.key))
-      throw CheckpointError(reader.file().string() + " holds no state for " + e.who.describe() +
-                            ": the checkpoint was written with other [[callback]] tables");
-    const StateDict state = reader.tensors(e.key);
-    guarded(e.who, "load_state_dict", [&] { e.callback->load_state_dict(state); });
+std::vector<StateRegistry::Registration> CallbackSet::register_state(StateRegistry& registry) {
+  std::vector<StateRegistry::Registration> out;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    StateProvider p;
+    p.key = entries_[i].key;
+    p.version = 2;  // 1 (format 2): the state_dict alone
+    p.phase = StatePhase::Run;
+    p.owner = entries_[i].who.describe();
+    p.save = [this, i](EntryWriter& w) {
+      const Entry& e = entries_[i];
+      Fields f;
+      f.strings["table_params"] = e.params;
+      w.write(guarded(e.who, "state_dict", [&] { return e.callback->state_dict(); }), f);
+    };
+    p.load = [this, i](const EntryReader& r) {
+      Entry& e = entries_[i];
+      if (e.by_order) check_same_table(r, e.params, e.table, e.who.name);
+      const StateDict state = r.tensors();
+      guarded(e.who, "load_state_dict", [&] { e.callback->load_state_dict(state); });
+    };
+    out.push_back(registry.add(std::move(p)));
   }
+  return out;
 }
 
 }  // namespace loom::host

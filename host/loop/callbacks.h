@@ -3,6 +3,7 @@
 #pragma once
 
 #include "state/checkpoint.h"
+#include "state/providers.h"
 #include "plugins/plugin_guard.h"
 
 #include <loom/callback.h>
@@ -58,7 +59,11 @@ class StageControl final : public Control {
 
 class CallbackSet {
  public:
-  void add(PluginRef who, std::shared_ptr<Callback> callback);
+  /// `id`: the table's `id = "…"` ("" when it has none); `table`: where it is configured ("callback[2]");
+  /// `params`: its parameters (params_text), recorded with its state. Refuses a second callback that
+  /// would keep its state under a key already taken.
+  void add(PluginRef who, std::shared_ptr<Callback> callback, const std::string& id = {}, std::string table = {},
+           std::string params = {});
   bool empty() const { return entries_.empty(); }
 
   void stage_start(const StageInfo& stage, Model& model, Control& control);
@@ -73,15 +78,18 @@ class CallbackSet {
   /// The first callback's best-model file, if any keeps one.
   std::optional<std::filesystem::path> best_model() const;
 
-  /// One checkpoint entry per callback: "callback/<index>:<name>".
-  void save_state(CheckpointWriter& writer) const;
-  void load_state(const CheckpointReader& reader);
+  /// One state provider per callback (StatePhase::Run), keyed "callback/<name>", "callback/<name>#2", …
+  /// or "callback/<id>"; its entry holds the callback's state_dict() and its table's parameters.
+  std::vector<StateRegistry::Registration> register_state(StateRegistry& registry);
 
  private:
   struct Entry {
     PluginRef who;
     std::shared_ptr<Callback> callback;
     std::string key;
+    std::string table, params;
+    bool by_order = false;  ///< no id, and another table of its plugin has none either
+    bool has_id = false;
   };
   std::vector<Entry> entries_;
 };

@@ -8,10 +8,22 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-void MetricHub::add(PluginRef who, std::shared_ptr<MetricSink> sink) {
-  std::string key = "metric_sink/" + std::to_string(entries_.size()) + ":" + who.name;
+void MetricHub::add(PluginRef who, std::shared_ptr<MetricSink> sink, const std::string& id, std::string table,
+                    std::string params) {
+  int occurrence = 0;
+  for (auto& e : entries_)
+    if (e.who.name == who.name && !e.has_id) {
+      ++occurrence;
+      if (id.empty()) e.by_order = true;
+    }
+  std::string key = stable_key("metric_sink", who.name, occurrence, id);
+  for (const auto& e : entries_)
+    if (e.key == key)
+      throw std::invalid_argument("[" + table + "] keeps its checkpoint state under '" + key + "', as [" + e.table + "] (" +
+                                  e.who.describe() + ") does; give one of them another id = \"…\"");
   const int64_t interval = guarded(who, "step_interval", [&] { return sink->step_interval(); });
-  entries_.push_back({std::move(who), std::move(sink), std::move(key), interval});
+  const bool by_order = id.empty() && occurrence > 0;
+  entries_.push_back({std::move(who), std::move(sink), std::move(key), interval, std::move(table), std::move(params), by_order, !id.empty()});
 }
 
 void MetricHub::write(MetricRecord record) {
@@ -39,20 +51,32 @@ void MetricHub::flush() {
   for (auto& e : entries_) guarded(e.who, "flush", [&] { e.sink->flush(); });
 }
 
-void MetricHub::save_state(CheckpointWriter& writer) const {
-  for (const auto& e : entries_)
-    writer.add(e.key, 1, writing_ ? guarded(e.who, "state_dict", [&] { return e.sink->state_dict(); }) : StateDict{});
-}
-
-void MetricHub::load_state(const CheckpointReader& reader) {
-  if (!writing_) return;
-  for (auto& e : entries_) {
-    if (!reader.has(e.key))
-      throw CheckpointError(reader.file().string() + " holds no state for " + e.who.describe() +
-                            ": the checkpoint was written with other [[metric_sink]] tables");
-    const StateDict state = reader.tensors(e.key);
-    guarded(e.who, "load_state_dict", [&] { e.sink->load_state_dict(state); });
+std::vector<StateRegistry::Registration> MetricHub::register_state(StateRegistry& registry) {
+  std::vector<StateRegistry::Registration> out;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    StateProvider p;
+    p.key = entries_[i].key;
+    p.version = 2;  // 1 (format 2): the state_dict alone
+    p.phase = StatePhase::Run;
+    p.owner = entries_[i].who.describe();
+    p.save = [this, i](EntryWriter& w) {
+      Entry& e = entries_[i];
+      Fields f;
+      f.strings["table_params"] = e.params;
+      if (!writing_) return w.write({}, f);
+      guarded(e.who, "flush", [&] { e.sink->flush(); });
+      w.write(guarded(e.who, "state_dict", [&] { return e.sink->state_dict(); }), f);
+    };
+    p.load = [this, i](const EntryReader& r) {
+      if (!writing_) return;
+      Entry& e = entries_[i];
+      if (e.by_order) check_same_table(r, e.params, e.table, e.who.name);
+      const StateDict state = r.tensors();
+      guarded(e.who, "load_state_dict", [&] { e.sink->load_state_dict(state); });
+    };
+    out.push_back(registry.add(std::move(p)));
   }
+  return out;
 }
 
 }  // namespace loom::host

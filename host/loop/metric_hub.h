@@ -3,6 +3,7 @@
 #pragma once
 
 #include "state/checkpoint.h"
+#include "state/providers.h"
 #include "plugins/plugin_guard.h"
 
 #include <loom/metric_sink.h>
@@ -15,7 +16,9 @@ namespace loom::host {
 
 class MetricHub {
  public:
-  void add(PluginRef who, std::shared_ptr<MetricSink> sink);
+  /// `id`, `table`, `params`: as CallbackSet::add (keys "metric_sink/<name>", "metric_sink/<name>#2", "metric_sink/<id>").
+  void add(PluginRef who, std::shared_ptr<MetricSink> sink, const std::string& id = {}, std::string table = {},
+           std::string params = {});
   /// false on ranks other than 0: nothing is written there.
   void set_writing(bool writing) { writing_ = writing; }
 
@@ -27,9 +30,10 @@ class MetricHub {
   void write_step(MetricRecord record);
   void flush();
 
-  /// One checkpoint entry per sink: "metric_sink/<index>:<name>" (flush() first).
-  void save_state(CheckpointWriter& writer) const;
-  void load_state(const CheckpointReader& reader);
+  /// One state provider per sink (StatePhase::Run): its save flushes the sink, then takes its state_dict(),
+  /// so the state describes what is durably written; its load makes the sink drop what it wrote after the
+  /// checkpoint. Silent ranks save an empty entry and load nothing.
+  std::vector<StateRegistry::Registration> register_state(StateRegistry& registry);
 
  private:
   struct Entry {
@@ -37,6 +41,9 @@ class MetricHub {
     std::shared_ptr<MetricSink> sink;
     std::string key;
     int64_t interval = 0;
+    std::string table, params;
+    bool by_order = false;  ///< no id, and another table of its plugin has none either
+    bool has_id = false;
   };
   std::vector<Entry> entries_;
   bool writing_ = true;

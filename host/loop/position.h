@@ -1,5 +1,5 @@
 // Where a stage stands: what a checkpoint records so a resumed run continues at the same micro-batch,
-// with the same running sums, and reports the interrupted epoch as a whole.
+// with the same running sums (saved per rank as "epoch_sums"), and reports the interrupted epoch as a whole.
 #pragma once
 
 #include "state/checkpoint.h"
@@ -29,18 +29,18 @@ struct TrainPosition {
   double group_start_loss = 0.0;
   int64_t group_start_samples = 0;
 
+  /// The "position" entry, version 2: everything but the epoch's running sums (per rank: "epoch_sums").
   Fields to_fields() const {
     Fields f;
     f.strings = {{"stage", stage}, {"stopped", stopped}};
     f.ints = {{"round", round},         {"epoch", epoch},
               {"next_group", next_group}, {"next_micro", next_micro},
               {"optimizer_steps", optimizer_steps}, {"steps_at_epoch_start", steps_at_epoch_start},
-              {"stage_done", stage_done ? 1 : 0},   {"samples", samples},
-              {"group_start_samples", group_start_samples}};
-    f.reals = {{"loss_sum", loss_sum}, {"correct", correct}, {"train_seconds", train_seconds},
-               {"group_start_loss", group_start_loss}};
+              {"stage_done", stage_done ? 1 : 0}};
+    f.reals = {{"train_seconds", train_seconds}};
     return f;
   }
+  /// Reads version 2, and version 1 (format 2), which carried rank 0's running sums too.
   static TrainPosition from(const Fields& f) {
     TrainPosition p;
     p.stage = f.str("stage");
@@ -52,12 +52,14 @@ struct TrainPosition {
     p.optimizer_steps = f.integer("optimizer_steps");
     p.steps_at_epoch_start = f.integer("steps_at_epoch_start");
     p.stage_done = f.integer("stage_done") != 0;
-    p.samples = f.integer("samples");
-    p.loss_sum = f.real("loss_sum");
-    p.correct = f.real("correct");
     p.train_seconds = f.real("train_seconds");
-    p.group_start_loss = f.real("group_start_loss");
-    p.group_start_samples = f.integer("group_start_samples");
+    if (f.ints.count("samples")) {
+      p.samples = f.integer("samples");
+      p.loss_sum = f.real("loss_sum");
+      p.correct = f.real("correct");
+      p.group_start_loss = f.real("group_start_loss");
+      p.group_start_samples = f.integer("group_start_samples");
+    }
     return p;
   }
 };

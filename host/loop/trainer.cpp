@@ -22,6 +22,8 @@ at::Generator rng_of(c10::Device device) {
   return device.is_cuda() ? at::globalContext().defaultGenerator(device) : at::detail::getDefaultCPUGenerator();
 }
 
+}  // namespace
+
 at::Tensor rng_state(c10::Device device) {
   at::Generator gen = rng_of(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
@@ -33,8 +35,6 @@ void set_rng_state(c10::Device device, const at::Tensor& state) {
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
 }
-
-}  // namespace
 
 void request_stop() { g_stop.store(true); }
 bool stop_requested() { return g_stop.load(); }
@@ -58,8 +58,30 @@ Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRun
   if (labels_.dim() != 1 || labels_.size(0) != plugins_.dataset->size())
     throw PluginError(plugins_.dataset->who().describe() + ": labels() must have one entry per sample (" +
                       std::to_string(plugins_.dataset->size()) + "), got shape " + c10::str(labels_.sizes()));
-  if (resume_ && resume_->has("run")) {
-    const Fields run = resume_->fields("run");
+  register_run_state();
+  if (resume_) {
+    source_ = std::make_unique<StateSource>(*resume_);
+    state_.load(*source_, StatePhase::Run);  // callbacks, sinks (they drop what they wrote after it), totals
+  }
+}
+
+void Trainer::register_run_state() {
+  StateProvider run;
+  run.key = "run";
+  run.phase = StatePhase::Run;
+  run.save = [this](EntryWriter& w) {
+    Fields totals;
+    totals.ints = {{"epochs", epochs_run_}, {"optimizer_steps", steps_run_}};
+    totals.reals = {{"train_samples", train_samples_}, {"train_seconds", train_seconds_}, {"wall_seconds", wall_seconds()}};
+    for (const auto& [k, v] : summary_) {
+      if (const auto* i = std::get_if<int64_t>(&v)) totals.ints["summary/" + k] = *i;
+      if (const auto* d = std::get_if<double>(&v)) totals.reals["summary/" + k] = *d;
+      if (const auto* str = std::get_if<std::string>(&v)) totals.strings["summary/" + k] = *str;
+    }
+    w.write({}, totals);
+  };
+  run.load = [this](const EntryReader& r) {
+    const Fields run = r.fields();
     epochs_run_ = run.integer("epochs");
     steps_run_ = run.integer("optimizer_steps");
     train_samples_ = run.real("train_samples");
@@ -73,7 +95,10 @@ Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRun
       if (k.rfind(prefix, 0) == 0) summary_[k.substr(prefix.size())] = v;
     for (const auto& [k, v] : run.strings)
       if (k.rfind(prefix, 0) == 0) summary_[k.substr(prefix.size())] = v;
-  }
+  };
+  run_state_.push_back(state_.add(std::move(run)));
+  for (auto& r : plugins_.callbacks.register_state(state_)) run_state_.push_back(std::move(r));
+  for (auto& r : plugins_.metrics.register_state(state_)) run_state_.push_back(std::move(r));
 }
 
 double Trainer::wall_seconds() const {
@@ -183,9 +208,16 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   pos.stage = request.stage;
   pos.round = request.round;
   const bool resuming = resume_ && TrainPosition::from(resume_->fields("position")).stage == request.stage;
+  std::vector<StateRegistry::Registration> stage_state;  // this stage's providers, until it returns
+  StateProvider accumulation;
+  accumulation.key = "accumulation";
+  accumulation.phase = StatePhase::Plan;
+  accumulation.save = [this](EntryWriter& w) { w.write(plugins_.accumulation.call<&Accumulation::state_dict>()); };
+  accumulation.load = [this](const EntryReader& r) { plugins_.accumulation.call<&Accumulation::load_state_dict>(r.tensors()); };
+  stage_state.push_back(state_.add(std::move(accumulation)));
   // A resumed stage gives the accumulation plugin its state first: a micro-batch it probed must not be
   // probed again (and possibly differently).
-  if (resuming) plugins_.accumulation.call<&Accumulation::load_state_dict>(resume_->tensors("accumulation"));
+  if (resuming) state_.load(*source_, StatePhase::Plan);
   StagePlanner planner{plugins_.accumulation, *plugins_.dataset, labels_, plugins_.precision, dp_, models_,
                        context_.device(), context_.logger()};
   StagePlan plan = planner.plan(model, view, options_.batch_size, epochs, warned_batchnorm_);
@@ -193,6 +225,7 @@ void Trainer::train(Model& model, const TrainRequest& request) {
   StageInfo info{request.stage, request.round, epochs, plan.total_steps};
   StageRun run{model, *optimizer, view, info, std::move(plan), schedule, pos, request.dropout};
   run.pipeline = view.augment ? augmentation : nullptr;
+  register_stage_state(run, stage_state);
   Loop loop{options_, context_, *plugins_.dataset, labels_, plugins_.precision, dp_, plugins_.callbacks, control_,
             plugins_.metrics, progress_, models_, evaluator_};
   control_.reset();
@@ -209,32 +242,18 @@ void Trainer::train(Model& model, const TrainRequest& request) {
 }
 
 void Trainer::restore_stage(StageRun& run) {
-  const CheckpointReader& ckpt = *resume_;
-  const std::string what = ckpt.file().string();
-  run.pos = TrainPosition::from(ckpt.fields("position"));
-  load_module_state(run.model, ckpt.tensors("model"), what);
-  ckpt.read_archive("optimizer", [&](torch::serialize::InputArchive& a) { run.optimizer.load(a); });
-  const StateDict grads = ckpt.tensors("pending_grads");
-  auto params = run.model.parameters();
-  for (const auto& [k, g] : grads) {
-    const size_t i = std::stoul(k);
-    if (i >= params.size()) throw CheckpointError(what + " holds a pending gradient for parameter " + k + " of " + std::to_string(params.size()));
-    params[i].mutable_grad() = g.to(params[i].device());
-  }
-  plugins_.precision.call<&Precision::load_state_dict>(ckpt.tensors("precision"));
-  set_rng_state(c10::Device(c10::kCPU), ckpt.tensors("rng/cpu").at("state"));
-  if (context_.device().is_cuda() && ckpt.has("rng/cuda"))
-    set_rng_state(context_.device(), ckpt.tensors("rng/cuda").at("state"));
+  state_.load(*source_, StatePhase::Stage);
   const TrainPosition& pos = run.pos;
   context_.logger().info("resuming stage '" + pos.stage + "' at epoch " + std::to_string(pos.epoch + 1) + ", micro-batch " +
                          std::to_string(pos.next_micro) + " (" + std::to_string(pos.optimizer_steps) +
                          " optimizer steps done)");
+  source_.reset();
   resume_.reset();  // read once: later stages start fresh
 }
 
 void Trainer::run_stage(Loop& loop, StageRun& run) {
   TrainPosition& pos = run.pos;
-  const Checkpointer checkpoint = [&](const TrainPosition& at) { save_checkpoint(run, at); };
+  const Checkpointer checkpoint = [&](const TrainPosition& at) { save_checkpoint(at); };
   const auto dev_opts = at::TensorOptions().dtype(at::kDouble).device(context_.device());
   while (!pos.stage_done) {
     EpochSums sums{at::full({}, pos.loss_sum, dev_opts), at::full({}, pos.correct, dev_opts)};
@@ -251,7 +270,7 @@ void Trainer::run_stage(Loop& loop, StageRun& run) {
     if (stage_stop || end == EpochEnd::StageStopped || pos.epoch + 1 == run.info.epochs) break;
     ++pos.epoch;
     pos.steps_at_epoch_start = pos.optimizer_steps;
-    save_checkpoint(run, pos);
+    save_checkpoint(pos);
     if (signal)
       throw Interrupted("stopped in stage '" + pos.stage + "' after epoch " + std::to_string(pos.epoch) + "; checkpoint written");
   }
@@ -281,40 +300,15 @@ void Trainer::run_stage(Loop& loop, StageRun& run) {
       write_model(stage_file(pos.stage, StageWeights::Averaged), *averaged);
     write_model(stage_file(pos.stage), run.model);
   }
-  save_checkpoint(run, pos);
+  save_checkpoint(pos);
 }
 
-void Trainer::save_checkpoint(StageRun& run, const TrainPosition& pos) {
-  dp_.average_pending_grads(run.model);
+void Trainer::save_checkpoint(const TrainPosition& pos) {
+  saving_ = pos;
+  state_.gather();  // every rank: pending gradients averaged, every rank's epoch sums collected
   if (!dp_.primary()) return;
-  plugins_.metrics.flush();  // the sinks' state below must describe what is durably written
   CheckpointWriter w;
-  w.add("position", 1, {}, pos.to_fields());
-  w.add("model", 1, module_state(run.model));
-  w.add_archive("optimizer", 1, [&](torch::serialize::OutputArchive& a) { run.optimizer.save(a); });
-  Fields schedule;
-  schedule.ints = {{"optimizer_steps", pos.optimizer_steps}, {"total_steps", run.schedule.total_steps()}};
-  w.add("schedule", 1, {}, schedule);
-  w.add("precision", 1, plugins_.precision.call<&Precision::state_dict>());
-  w.add("accumulation", 1, plugins_.accumulation.call<&Accumulation::state_dict>());
-  w.add("rng/cpu", 1, {{"state", rng_state(c10::Device(c10::kCPU))}});
-  if (context_.device().is_cuda()) w.add("rng/cuda", 1, {{"state", rng_state(context_.device())}});
-  StateDict grads;
-  auto params = run.model.parameters();
-  for (size_t i = 0; i < params.size(); ++i)
-    if (params[i].grad().defined()) grads[std::to_string(i)] = params[i].grad().detach().clone();
-  w.add("pending_grads", 1, grads);
-  Fields totals;
-  totals.ints = {{"epochs", epochs_run_}, {"optimizer_steps", steps_run_}};
-  totals.reals = {{"train_samples", train_samples_}, {"train_seconds", train_seconds_}, {"wall_seconds", wall_seconds()}};
-  for (const auto& [k, v] : summary_) {
-    if (const auto* i = std::get_if<int64_t>(&v)) totals.ints["summary/" + k] = *i;
-    if (const auto* d = std::get_if<double>(&v)) totals.reals["summary/" + k] = *d;
-    if (const auto* str = std::get_if<std::string>(&v)) totals.strings["summary/" + k] = *str;
-  }
-  w.add("run", 1, {}, totals);
-  plugins_.callbacks.save_state(w);
-  plugins_.metrics.save_state(w);
+  state_.save(w);
   w.commit(checkpoint_file());
 }
 

@@ -6,6 +6,7 @@
 #include "loop/augment_pipelines.h"
 #include "loop/callbacks.h"
 #include "state/checkpoint.h"
+#include "state/providers.h"
 #include "loop/data_parallel.h"
 #include "loop/evaluation.h"
 #include "plugins/guarded_plugins.h"
@@ -29,6 +30,10 @@
 #include <set>
 
 namespace loom::host {
+
+/// The state of the global generator of `device` (CPU, or the CUDA device's), and back.
+at::Tensor rng_state(c10::Device device);
+void set_rng_state(c10::Device device, const at::Tensor& state);
 
 struct RunPlugins {
   std::shared_ptr<GuardedDataset> dataset;  ///< already wrapped by the cache
@@ -91,7 +96,12 @@ class Trainer final : public TrainerServices {
   const PluginChoice& architecture_of(const Model& model) const;
   void run_stage(Loop& loop, StageRun& run);
   void restore_stage(StageRun& run);
-  void save_checkpoint(StageRun& run, const TrainPosition& pos);
+  void save_checkpoint(const TrainPosition& pos);
+  /// The providers of the whole run (host/state/providers.h): totals and summary, callbacks, sinks.
+  void register_run_state();
+  /// The providers of one stage, registered while it runs: position, model, optimizer, schedule, pending
+  /// gradients, precision, the epoch's sums, RNGs (accumulation is registered before the planner runs).
+  void register_stage_state(StageRun& run, std::vector<StateRegistry::Registration>& out);
 
   const ResolvedConfig& config_;
   const Registry& registry_;
@@ -119,6 +129,12 @@ class Trainer final : public TrainerServices {
   double train_samples_ = 0.0, train_seconds_ = 0.0, wall_before_ = 0.0;
   int64_t epochs_run_ = 0, steps_run_ = 0;
   std::chrono::steady_clock::time_point process_start_ = std::chrono::steady_clock::now();
+  // What a checkpoint holds: every provider registered here (declared before the registrations it outlives).
+  StateRegistry state_;
+  std::vector<StateRegistry::Registration> run_state_;
+  std::unique_ptr<StateSource> source_;  ///< resume_ by stable keys, until its stage is restored
+  TrainPosition saving_;                 ///< the position the checkpoint being written records
+  at::Tensor rank_sums_;                 ///< [world, 5]: every rank's running sums at saving_ (gathered)
 };
 
 }  // namespace loom::host

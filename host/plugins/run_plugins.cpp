@@ -58,11 +58,19 @@ CreatedPlugins create_run_plugins(const Registry& registry, const ResolvedConfig
   p.precision = slots.precision[0];
   p.accumulation = slots.accumulation[0];
   if (!slots.communicator.empty()) p.communicator = slots.communicator[0];
+  // The many-table kinds' slots are in file order, like their choices (whose pipeline, id and table the
+  // pipelines and the state keys need).
   const std::vector<PluginChoice>& augmentations = config.many(Kind::Augmentation);
   for (size_t i = 0; i < slots.augmentation.size(); ++i)
     p.augmentations.add(augmentations[i].pipeline, slots.augmentation[i].who(), slots.augmentation[i].handed_over());
-  for (const Slot<Callback>& c : slots.callback) p.callbacks.add(c.who(), c.handed_over());
-  for (const Slot<MetricSink>& s : slots.metric_sink) p.metrics.add(s.who(), s.handed_over());
+  const std::vector<PluginChoice>& callbacks = config.many(Kind::Callback);
+  for (size_t i = 0; i < slots.callback.size(); ++i)
+    p.callbacks.add(slots.callback[i].who(), slots.callback[i].handed_over(), callbacks[i].id, callbacks[i].table,
+                    params_text(callbacks[i].params));
+  const std::vector<PluginChoice>& sinks = config.many(Kind::MetricSink);
+  for (size_t i = 0; i < slots.metric_sink.size(); ++i)
+    p.metrics.add(slots.metric_sink[i].who(), slots.metric_sink[i].handed_over(), sinks[i].id, sinks[i].table,
+                  params_text(sinks[i].params));
   out.driver = slots.self_training[0];
   return out;
 }

@@ -197,13 +197,14 @@ CheckpointReader::CheckpointReader(const fs::path& file) : file_(file) {
     c10::IValue legacy;
     const bool v1 = root_.try_read("position/ints", legacy);
     throw CheckpointError(file.string() + " is checkpoint format " + (v1 ? "1 (written by Loom 0.1 or 0.2)" : "unknown") +
-                          "; this Loom (" LOOM_SDK_VERSION ") reads format " + std::to_string(kCheckpointFormat) +
-                          " only. Finish that run with the Loom that started it, or start it again");
+                          "; this Loom (" LOOM_SDK_VERSION ") reads formats " + std::to_string(kOldestReadableCheckpointFormat) +
+                          " to " + std::to_string(kCheckpointFormat) + " only. Finish that run with the Loom that started it, or start it again");
   }
-  if (format.toInt() != kCheckpointFormat)
-    throw CheckpointError(file.string() + " is checkpoint format " + std::to_string(format.toInt()) + "; this Loom (" LOOM_SDK_VERSION
-                          ") reads format " + std::to_string(kCheckpointFormat) +
-                          " only. Resume it with the Loom that wrote it, or start the run again");
+  format_ = format.toInt();
+  if (format_ < kOldestReadableCheckpointFormat || format_ > kCheckpointFormat)
+    throw CheckpointError(file.string() + " is checkpoint format " + std::to_string(format_) + "; this Loom (" LOOM_SDK_VERSION
+                          ") reads formats " + std::to_string(kOldestReadableCheckpointFormat) + " to " +
+                          std::to_string(kCheckpointFormat) + " only. Resume it with the Loom that wrote it, or start the run again");
   c10::IValue entries;
   if (!root_.try_read("entries", entries))
     throw CheckpointError(file.string() + " has no entry list; it is damaged. Resume from a copy, or start the run again");

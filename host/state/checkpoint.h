@@ -1,8 +1,8 @@
-// Checkpoint format 2: named, versioned entries, one per state provider (model, optimizer, schedule,
-// precision, accumulation, position, RNGs, pending gradients, each callback and metric sink under its own
-// key). A checkpoint is written atomically (temp file, fsync, rename, fsync of the directory), so a crash
+// Checkpoint format 3: named, versioned entries, one per state provider (host/state/providers.h: model,
+// optimizer, schedule, precision, accumulation, position, the epoch's sums, RNGs, pending gradients, each
+// callback and metric sink under its own stable key). A checkpoint is written atomically (temp file, fsync, rename, fsync of the directory), so a crash
 // leaves either the previous checkpoint or the new one; it is read once (CheckpointReader) and refused
-// whole when its format is not this one.
+// whole when its format is neither this one nor format 2 (whose keys StateSource maps to today's).
 #pragma once
 
 #include <loom/log.h>
@@ -23,8 +23,10 @@
 
 namespace loom::host {
 
-/// The format this Loom writes and reads. Format 1 was Loom 0.1–0.2's positional layout.
-inline constexpr int64_t kCheckpointFormat = 2;
+/// The format this Loom writes. Format 2 (positional callback and sink keys) is still read, through
+/// StateSource (host/state/providers.h); format 1 was Loom 0.1–0.2's positional layout.
+inline constexpr int64_t kCheckpointFormat = 3;
+inline constexpr int64_t kOldestReadableCheckpointFormat = 2;
 
 /// A checkpoint (or weights file) that cannot be used; the message names the file and what to do.
 class CheckpointError : public std::runtime_error {
@@ -61,7 +63,7 @@ class CheckpointWriter {
 
 class CheckpointReader {
  public:
-  /// Reads `file` once; throws CheckpointError when it is unreadable or of another format version.
+  /// Reads `file` once; throws CheckpointError when it is unreadable or of a format version it cannot read.
   explicit CheckpointReader(const std::filesystem::path& file);
   bool has(const std::string& key) const;
   int64_t version(const std::string& key) const;
@@ -70,12 +72,15 @@ class CheckpointReader {
   void read_archive(const std::string& key, const std::function<void(torch::serialize::InputArchive&)>& load) const;
   const std::filesystem::path& file() const { return file_; }
   const std::vector<std::string>& keys() const { return keys_; }
+  /// The format the file was written in (kOldestReadableCheckpointFormat … kCheckpointFormat).
+  int64_t format() const { return format_; }
 
  private:
   torch::serialize::InputArchive entry(const std::string& key) const;
   std::filesystem::path file_;
   mutable torch::serialize::InputArchive root_;
   std::vector<std::string> keys_;
+  int64_t format_ = 0;
 };
 
 /// The newest checkpoint of `file`'s two generations whose checksum verifies, read once; falls back to the

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -42,6 +43,8 @@ RunDirectory RunDirectory::create(const Params& run) {
     if (p == p.parent_path()) break;
   }
   make_directories(base);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(base, ec)) discard_if_never_started(entry.path());
   // create_directory is atomic: of two processes asking for the same name, exactly one gets it.
   for (int i = 1; i < 10000; ++i) {
     const fs::path dir = i == 1 ? base / stamp : base / (std::string(stamp) + "-" + std::to_string(i));
@@ -70,6 +73,35 @@ RunDirectory RunDirectory::open(const fs::path& dir) {
     for (const auto& entry : fs::directory_iterator(sub, ec))
       if (entry.path().extension() == ".tmp") fs::remove(entry.path(), ec);
   return rd;
+}
+
+bool RunDirectory::discard_if_never_started(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) || fs::exists(dir / "config.resolved.toml", ec)) return false;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (entry.path().filename() != ".lock") return false;
+  if (ec) return false;
+  const fs::path file = dir / ".lock";
+  if (!fs::exists(file, ec)) {
+    // Empty: a run between creating its directory and its lock file, or one killed right there. A minute
+    // later it is the latter.
+    const auto age = fs::file_time_type::clock::now() - fs::last_write_time(dir, ec);
+    if (ec || age < std::chrono::minutes(1)) return false;
+    return fs::remove(dir, ec);
+  }
+  // The pid lock() wrote. None yet: a run between creating the lock file and writing its pid.
+  long pid = 0;
+  {
+    std::ifstream in(file);
+    if (!(in >> pid) || pid <= 0) return false;
+  }
+  if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) return false;  // alive (or not ours to ask)
+  const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (free) fs::remove(file, ec), fs::remove(dir, ec);
+  ::close(fd);
+  return free && !fs::exists(dir, ec);
 }
 
 void RunDirectory::lock() {

@@ -13,10 +13,16 @@ namespace loom::host {
 
 class RunDirectory {
  public:
-  /// <output_dir>/<name>/<timestamp>[-N], newly created, locked.
+  /// <output_dir>/<name>/<timestamp>[-N], newly created, locked. Directories of runs that never started
+  /// (discard_if_never_started) under <output_dir>/<name>/ are removed first.
   static RunDirectory create(const Params& run);
   /// An existing run directory, locked. Throws when it is not a run directory or another process holds it.
   static RunDirectory open(const std::filesystem::path& dir);
+  /// Whether `dir` is what a run killed before it wrote config.resolved.toml leaves: a directory holding
+  /// nothing but the lock file of a process that is gone. Such a directory is removed, and true returned.
+  /// A lock whose holder is alive (or that names none yet) is a run starting now: left alone, false. A
+  /// directory without even the lock file is removed once it is a minute old.
+  static bool discard_if_never_started(const std::filesystem::path& dir);
 
   RunDirectory(RunDirectory&& other) noexcept;
   RunDirectory& operator=(RunDirectory&&) = delete;
