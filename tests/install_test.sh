@@ -100,7 +100,7 @@ for _ in $(seq 1 1200); do compgen -G "$tmp/resume/cut/*/checkpoint.pt" >/dev/nu
 kill -TERM "$pid" 2>/dev/null || true
 rc=0
 wait "$pid" || rc=$?
-if [ "$rc" -eq 130 ]; then
+if [ "$rc" -eq 143 ]; then
   cut_dir=$(echo "$tmp"/resume/cut/*)
   echo "[supervised] epoch 99 step 0: written after the last checkpoint" >>"$cut_dir/epochs.txt"
   "$tmp/prefix/bin/loom" run --resume "$cut_dir" >"$tmp/resume.log" 2>&1 || { cat "$tmp/resume.log"; exit 1; }
