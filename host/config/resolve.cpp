@@ -128,6 +128,35 @@ bool valid_device(const std::string& d) {
   return std::regex_match(d, re);
 }
 
+/// For an unknown plugin name: the libraries the registry refused at load (wrong SDK ABI, LibTorch, C++
+/// ABI, …), any of which may be the one that provides it. Those whose file name contains the plugin's
+/// name (`my-aug` → libmy_aug.so) first; when none does, every refused library (three at most).
+std::string refused_libraries(const Registry& registry, const std::string& plugin) {
+  std::vector<const LoadFailure*> refused, named;
+  std::string key = plugin;
+  std::replace(key.begin(), key.end(), '-', '_');
+  for (const LoadFailure& f : registry.failures()) {
+    if (!f.refused) continue;
+    refused.push_back(&f);
+    std::string file = f.file.filename().string();
+    std::replace(file.begin(), file.end(), '-', '_');
+    if (!key.empty() && file.find(key) != std::string::npos) named.push_back(&f);
+  }
+  const auto& shown = named.empty() ? refused : named;
+  if (shown.empty()) return "";
+  constexpr size_t kMax = 3;
+  std::string msg;
+  for (size_t i = 0; i < shown.size() && i < kMax; ++i) {
+    std::string reason = shown[i]->reason;
+    if (!reason.empty() && reason.back() == '.') reason.pop_back();
+    msg += "; library " + shown[i]->file.filename().string() + " in " + shown[i]->file.parent_path().string() +
+           " was refused: " + reason;
+  }
+  if (shown.size() > kMax) msg += "; and " + std::to_string(shown.size() - kMax) + " more";
+  if (refused.size() > kMax || named.size() < refused.size()) msg += " (`loom plugins` lists every refused library)";
+  return msg + ".";
+}
+
 /// One plugin table ([dataset], or one [[callback]] element named `tname`, e.g. "callback[1]"): finds
 /// the plugin and validates its parameters. nullopt (with errors recorded) when it cannot.
 std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry& registry, TableChecker& checker,
@@ -167,13 +196,12 @@ std::optional<PluginChoice> resolve_plugin(const Config& config, const Registry&
     std::string msg = "unknown " + info.table + " plugin '" + plugin + "'";
     if (std::string near = closest(plugin, names); !near.empty()) msg += "; did you mean '" + near + "'?";
     msg += " Known " + info.table + " plugins: " + (names.empty() ? std::string("none found") : join(names));
-    if (!registry.failures().empty())
-      msg += " (" + std::to_string(registry.failures().size()) + " plugin libraries failed to load; see `loom plugins`)";
     const auto& searched = registry.searched();
     if (!searched.empty()) {
       msg += ". Searched:";
       for (const auto& dir : searched) msg += " " + dir.string();
     }
+    msg += refused_libraries(registry, plugin);
     errors.push_back({plugin_pos, msg});
     return std::nullopt;
   }
