@@ -29,6 +29,14 @@ grep -q -- ' -O2 ' "$tmp/stdout-sink/compile_commands.json" || {
   cat "$tmp/stdout-sink/compile_commands.json"
   exit 1
 }
+# A plugin compiled with the other C++ ABI is stopped at configure time, with the flag and the fix (it
+# would otherwise fail only when linking against LibTorch).
+if cmake -S "$src/docs/examples/stdout-sink" -B "$tmp/abi0" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+         -DCMAKE_CXX_FLAGS=-D_GLIBCXX_USE_CXX11_ABI=0 >"$tmp/abi0.log" 2>&1; then
+  echo "a plugin configured with -D_GLIBCXX_USE_CXX11_ABI=0 was accepted"; exit 1
+fi
+grep -q "CMAKE_CXX_FLAGS sets _GLIBCXX_USE_CXX11_ABI=0, but LibTorch and loom use" "$tmp/abi0.log" || {
+  echo "no C++ ABI message from loom_add_plugin:"; cat "$tmp/abi0.log"; exit 1; }
 
 export LOOM_PLUGIN_PATH="$tmp/logistic-regression/plugins:$tmp/lr-logger/plugins:$tmp/stdout-sink/plugins"
 out=$("$tmp/prefix/bin/loom" plugins logistic-regression)
