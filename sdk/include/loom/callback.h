@@ -15,12 +15,15 @@
 // Exactly once per event over the whole run, interruptions included: a run resumed from a checkpoint
 // calls load_state_dict() and then on_resume() instead of firing again what had happened before the
 // checkpoint; a stage that finished before the interruption fires nothing again.
+//
+// loom::Model is only declared here, so a callback that does not touch the model's modules compiles
+// without torch::nn (seconds instead of ~10 s a file). One that does — parameters(), named_buffers(),
+// forward — includes <loom/model.h> itself.
 #pragma once
 
 #include <loom/kinds.h>
 #include <loom/log.h>
 #include <loom/metrics.h>
-#include <loom/model.h>
 #include <loom/state.h>
 
 #include <ATen/core/Tensor.h>
@@ -33,6 +36,8 @@
 #include <string>
 
 namespace loom {
+
+class Model;  // <loom/model.h>: a torch::nn::Module with a virtual forward
 
 /// The stage a hook belongs to.
 struct StageInfo {
