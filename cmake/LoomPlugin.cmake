@@ -9,8 +9,13 @@
 #   OUTPUT_DIR      where the .so is written (default: LOOM_PLUGIN_OUTPUT_DIR when set, else CMake's default)
 #   PRECOMPILE_SDK  precompile <loom/library.h> for the target (target_precompile_headers), so the SDK's
 #                   registration headers are parsed once per target rather than once per source file.
-#                   Worth it from a few sources up; ignored inside Loom's tree, whose plugins reuse the
-#                   shared precompiled header (<torch/torch.h> + <loom/plugin.h>) instead.
+#                   It saves that parse in each source file after the first and costs the header's compilation
+#                   once, so it pays from about three sources up; it does not cover the heavy headers
+#                   (torch::nn for a model: a 2-source model plugin got slower with it, 17 → 22 s). For
+#                   those, precompile what the sources share with CMake's own
+#                   target_precompile_headers(<target> PRIVATE <loom/model.h>) instead
+#                   (docs/benchmarks.md). Ignored inside Loom's tree, whose plugins reuse the shared
+#                   precompiled header (<torch/torch.h> + <loom/plugin.h>).
 #
 # Build type: a third-party project configured without CMAKE_BUILD_TYPE (single-config generators
 # default to none: no optimisation at all) gets -O2 on the plugin target, because an unoptimised plugin
