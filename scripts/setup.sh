@@ -3,7 +3,8 @@
 #   Debian packages: compilers' libraries (Boost.DLL, toml++, spdlog, GoogleTest, CLI11, nlohmann-json,
 #   zlib, OpenSSL's libcrypto (SHA-256 of checkpoints and caches), libjpeg-turbo and libpng for the
 #   image-folder dataset, Open MPI for the mpi communicator), ccache, and the Fashion-MNIST data set.
-#   tests/test_setup_deps.py checks this list against every find_package() in the CMake files.
+#   tests/check_setup_deps.py (ctest: setup.deps_declared) checks this list against every find_package() in
+#   the CMake files.
 #   PyPI: torch (LibTorch comes from its wheel), numpy (reference checks in tests), tensorboard (the tests
 #   read the tensorboard metric sink's event files back with it), torchvision + Pillow (the reference for
 #   the model zoo's and the augmentation ops' parity tests).

@@ -4,6 +4,8 @@
 #   logistic-regression  a model (Release build)
 #   lr-logger            a callback (Release build, PRECOMPILE_SDK)
 #   stdout-sink          a metric sink (no build type: loom_add_plugin must default it to -O2)
+#   ramp-dataset, gaussian-noise, clipped-fp32   a dataset, an augmentation op and a precision strategy
+#                        (Release), trained with together and with logistic-regression
 set -euo pipefail
 build=$1 src=$2
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom-install-XXXXXX")
@@ -23,14 +25,26 @@ build_example() {
 build_example logistic-regression -DCMAKE_BUILD_TYPE=Release
 build_example lr-logger -DCMAKE_BUILD_TYPE=Release
 build_example stdout-sink -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+build_example ramp-dataset -DCMAKE_BUILD_TYPE=Release
+build_example gaussian-noise -DCMAKE_BUILD_TYPE=Release
+build_example clipped-fp32 -DCMAKE_BUILD_TYPE=Release
 # No CMAKE_BUILD_TYPE: loom_add_plugin still compiles the plugin optimised.
 grep -q -- ' -O2 ' "$tmp/stdout-sink/compile_commands.json" || {
   echo "stdout-sink was configured without a build type but is not compiled with -O2:"
   cat "$tmp/stdout-sink/compile_commands.json"
   exit 1
 }
+# A plugin compiled with the other C++ ABI is stopped at configure time, with the flag and the fix (it
+# would otherwise fail only when linking against LibTorch).
+if cmake -S "$src/docs/examples/stdout-sink" -B "$tmp/abi0" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+         -DCMAKE_CXX_FLAGS=-D_GLIBCXX_USE_CXX11_ABI=0 >"$tmp/abi0.log" 2>&1; then
+  echo "a plugin configured with -D_GLIBCXX_USE_CXX11_ABI=0 was accepted"; exit 1
+fi
+grep -q "CMAKE_CXX_FLAGS sets _GLIBCXX_USE_CXX11_ABI=0, but LibTorch and loom use" "$tmp/abi0.log" || {
+  echo "no C++ ABI message from loom_add_plugin:"; cat "$tmp/abi0.log"; exit 1; }
 
 export LOOM_PLUGIN_PATH="$tmp/logistic-regression/plugins:$tmp/lr-logger/plugins:$tmp/stdout-sink/plugins"
+LOOM_PLUGIN_PATH+=":$tmp/ramp-dataset/plugins:$tmp/gaussian-noise/plugins:$tmp/clipped-fp32/plugins"
 out=$("$tmp/prefix/bin/loom" plugins logistic-regression)
 echo "$out"
 grep -q "model plugin 'logistic-regression' 1.0.0" <<<"$out"
@@ -40,6 +54,7 @@ j = json.load(sys.stdin)
 assert not j["failures"], j["failures"]
 names = {(p["kind"], p["name"]) for p in j["plugins"]}
 for wanted in [("model", "logistic-regression"), ("callback", "lr-logger"), ("metric_sink", "stdout-sink"),
+               ("dataset", "ramp"), ("augmentation", "gaussian-noise"), ("precision", "clipped-fp32"),
                ("dataset", "fashion-mnist"), ("metric_sink", "jsonl")]:
     assert wanted in names, (wanted, names)'
 
@@ -57,6 +72,40 @@ plugin = "logistic-regression"
 TOML
 "$tmp/prefix/bin/loom" run "$tmp/c.toml"
 test -f "$tmp"/runs/third-party/*/summary.json
+
+# The dataset, augmentation and precision examples in one run: every epoch reports clipped-fp32's
+# clipped_steps, and the test split is ramp's last 10 %.
+cat >"$tmp/d.toml" <<TOML
+[run]
+name = "examples"
+epochs = 2
+threads = 1
+device = "cpu"
+output_dir = "$tmp/runs"
+[loader]
+batch_size = 32
+[dataset]
+plugin = "ramp"
+samples = 640
+[[augmentation]]
+plugin = "gaussian-noise"
+std = 0.05
+[model]
+plugin = "logistic-regression"
+[precision]
+plugin = "clipped-fp32"
+max_norm = 0.5
+TOML
+"$tmp/prefix/bin/loom" run "$tmp/d.toml"
+python3 - "$(echo "$tmp"/runs/examples/*)" <<'PY'
+import json, sys
+run = sys.argv[1]
+records = [json.loads(line) for line in open(run + "/metrics.jsonl")]
+epochs = [r for r in records if "train_loss" in r and "clipped_steps" in r]
+assert len(epochs) == 2, records
+summary = json.load(open(run + "/summary.json"))
+assert summary["test_samples"] == 64, summary
+PY
 
 # The callback and the sink together, on the synthetic test config (it has no [[callback]] or
 # [[metric_sink]] tables, so index 0 of each appends the first one; the always-present jsonl sink is not
@@ -100,7 +149,7 @@ for _ in $(seq 1 1200); do compgen -G "$tmp/resume/cut/*/checkpoint.pt" >/dev/nu
 kill -TERM "$pid" 2>/dev/null || true
 rc=0
 wait "$pid" || rc=$?
-if [ "$rc" -eq 130 ]; then
+if [ "$rc" -eq 143 ]; then
   cut_dir=$(echo "$tmp"/resume/cut/*)
   echo "[supervised] epoch 99 step 0: written after the last checkpoint" >>"$cut_dir/epochs.txt"
   "$tmp/prefix/bin/loom" run --resume "$cut_dir" >"$tmp/resume.log" 2>&1 || { cat "$tmp/resume.log"; exit 1; }

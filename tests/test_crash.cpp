@@ -183,7 +183,7 @@ TEST(Crash, ADamagedLatestCheckpointFallsBackToThePreviousOne) {
   ASSERT_EQ(run_and_stop_when(run_args(out.path()),
                               [&] { return some_run_has(out.path() / "synthetic", "checkpoint.prev.pt"); },
                               std::chrono::milliseconds(0), &stopped),
-            130);
+            143);
   const fs::path dir = only_run_dir(out.path(), "synthetic");
   // Flip bytes in the middle of the latest checkpoint (inside the tensors' data).
   {
@@ -206,7 +206,7 @@ TEST(Crash, BothGenerationsDamagedIsRefusedWithHowToStartOver) {
   ASSERT_EQ(run_and_stop_when(run_args(out.path()),
                               [&] { return some_run_has(out.path() / "synthetic", "checkpoint.prev.pt"); },
                               std::chrono::milliseconds(0), &stopped),
-            130);
+            143);
   const fs::path dir = only_run_dir(out.path(), "synthetic");
   fs::resize_file(dir / "checkpoint.pt", 1000);
   write_file(dir / "checkpoint.prev.pt", "not a checkpoint");
@@ -240,7 +240,7 @@ TEST(RunDirectory, ASecondProcessIsRefusedWhileTheFirstHoldsIt) {
   bool stopped = false;
   ASSERT_EQ(run_and_stop_after_first_checkpoint(run_args(out.path()), out.path() / "synthetic",
                                                 std::chrono::milliseconds(50), &stopped),
-            130);
+            143);
   const fs::path dir = only_run_dir(out.path(), "synthetic");
   // Two resumes at once: exactly one proceeds, the other is told who holds the directory.
   const std::string cmd = std::string(LOOM_TEST_BIN) + " run --resume " + dir.string();

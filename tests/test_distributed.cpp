@@ -251,7 +251,7 @@ TEST_F(Distributed, ResumeOnTheSameWorldSizeIsExact) {
   ASSERT_TRUE(stopped);
   const fs::path part = only_run_dir(out, "ddp");
   ASSERT_FALSE(part.empty());
-  ASSERT_NE(code, 0) << "the stop request must end the run early (exit 130 from the ranks)";
+  ASSERT_NE(code, 0) << "the stop request must end the run early (exit 143 from the ranks)";
   ASSERT_FALSE(fs::exists(part / "model.pt"));
   const auto resumed = run("bash " + kMpirun + " -np 2 " LOOM_TEST_BIN " run --resume " + part.string());
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;

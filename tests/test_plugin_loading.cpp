@@ -132,5 +132,30 @@ TEST(PluginLoading, PluginsCommandListsFailuresWithFileAndReason) {
   EXPECT_EQ(json["failures"].size(), 4u) << json["failures"].dump(2);
 }
 
+// A plugin the config names but whose library was refused at load: the config error says which library
+// and why, not only that the name is unknown.
+TEST(PluginLoading, AnUnknownPluginNamesTheRefusedLibraryThatMayProvideIt) {
+  const std::string config = std::string(LOOM_TEST_SOURCE_DIR) + "/tests/configs/synthetic.toml";
+  const CommandResult r = loom("check " + config + " --set dataset.plugin=fixture-wrong-cxx-abi", LOOM_TEST_FIXTURE_DIR);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown dataset plugin 'fixture-wrong-cxx-abi'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("; library libloom_fixture_wrong_cxx_abi.so in " + kFixtures.string() +
+                          " was refused: library 'loom_fixture_wrong_cxx_abi' was built with _GLIBCXX_USE_CXX11_ABI=0"),
+            std::string::npos)
+      << r.output;
+  // Only the library whose file name matches: the other refused ones are left to `loom plugins`.
+  EXPECT_EQ(r.output.find("libloom_fixture_wrong_abi.so"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(`loom plugins` lists every refused library)"), std::string::npos) << r.output;
+
+  // No file name matches: every refused library is named (three at most).
+  const CommandResult any = loom("check " + config + " --set dataset.plugin=my-dataset", LOOM_TEST_FIXTURE_DIR);
+  EXPECT_EQ(any.exit_code, 2) << any.output;
+  EXPECT_NE(any.output.find("; library libloom_fixture_wrong_abi.so in " + kFixtures.string() +
+                            " was refused: library 'loom_fixture_wrong_abi' was built against Loom SDK ABI version 99"),
+            std::string::npos)
+      << any.output;
+  EXPECT_NE(any.output.find("; and 1 more (`loom plugins` lists every refused library)."), std::string::npos) << any.output;
+}
+
 }  // namespace
 }  // namespace loom::test

@@ -488,7 +488,7 @@ TEST(SelfTrainingRecipe, CurriculumRunStoppedInRoundTwoResumesToTheSameResult) {
   const int code = run_and_stop_when(r.args("b", sets), [&] { return some_run_has(runs, "pseudo_labels_round2.json"); },
                                      std::chrono::milliseconds(0), &stopped);
   ASSERT_TRUE(stopped) << "round 2 never started";
-  ASSERT_EQ(code, 130) << "expected the interrupted run to exit 130 (it may have finished before the signal)";
+  ASSERT_EQ(code, 143) << "expected the SIGTERM-stopped run to exit 143 (it may have finished before the signal)";
   const fs::path interrupted = r.run_dir("b");
   ASSERT_FALSE(fs::exists(interrupted / "model.pt"));
 

@@ -1,5 +1,6 @@
 // The `loom` subcommands. Each returns the process exit status:
-//   0 ok, 1 runtime failure, 2 rejected config or bad usage, 130 interrupted (checkpoint written).
+//   0 ok, 1 runtime failure, 2 rejected config or bad usage, 130 interrupted by SIGINT or 143 by SIGTERM
+//   (checkpoint written; 128 + the signal, as a shell reports it).
 #pragma once
 
 #include <filesystem>

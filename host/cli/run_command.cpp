@@ -46,8 +46,8 @@ MetricRecord event(std::string stage, std::map<std::string, MetricValue> values)
   return r;
 }
 
-void on_signal(int) {
-  request_stop();
+void on_signal(int signal) {
+  request_stop(signal);
   // A second signal ends the process at once.
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
@@ -253,7 +253,7 @@ int run_command(const RunOptions& options) {
     } catch (const Interrupted& e) {
       plugins.metrics.flush();
       if (primary) logger.warn(std::string(e.what()) + ". Resume with: loom run --resume " + run_dir.string());
-      return 130;
+      return stopped_exit_code();  // 130 after SIGINT, 143 after SIGTERM
     }
     if (!model) throw PluginError(created.driver.who().describe() + " returned no model from run");
 

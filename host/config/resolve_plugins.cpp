@@ -4,6 +4,7 @@
 
 #include "plugins/kinds.h"
 
+#include <algorithm>
 #include <regex>
 
 namespace loom::host {
@@ -46,19 +47,46 @@ std::optional<std::string> plugin_name_of(const Config& config, const Registry& 
 
 /// The error for a plugin name the registry does not hold: the closest name, the known ones, libraries
 /// that failed to load, and the directories searched.
+/// For an unknown plugin name: the libraries the registry refused at load (wrong SDK ABI, LibTorch, C++
+/// ABI, …), any of which may be the one that provides it. Those whose file name contains the plugin's
+/// name (`my-aug` → libmy_aug.so) first; when none does, every refused library (three at most).
+std::string refused_libraries(const Registry& registry, const std::string& plugin) {
+  std::vector<const LoadFailure*> refused, named;
+  std::string key = plugin;
+  std::replace(key.begin(), key.end(), '-', '_');
+  for (const LoadFailure& f : registry.failures()) {
+    if (!f.refused) continue;
+    refused.push_back(&f);
+    std::string file = f.file.filename().string();
+    std::replace(file.begin(), file.end(), '-', '_');
+    if (!key.empty() && file.find(key) != std::string::npos) named.push_back(&f);
+  }
+  const auto& shown = named.empty() ? refused : named;
+  if (shown.empty()) return "";
+  constexpr size_t kMax = 3;
+  std::string msg;
+  for (size_t i = 0; i < shown.size() && i < kMax; ++i) {
+    std::string reason = shown[i]->reason;
+    if (!reason.empty() && reason.back() == '.') reason.pop_back();
+    msg += "; library " + shown[i]->file.filename().string() + " in " + shown[i]->file.parent_path().string() +
+           " was refused: " + reason;
+  }
+  if (shown.size() > kMax) msg += "; and " + std::to_string(shown.size() - kMax) + " more";
+  if (refused.size() > kMax || named.size() < refused.size()) msg += " (`loom plugins` lists every refused library)";
+  return msg + ".";
+}
+
 std::string unknown_plugin_message(const Registry& registry, const KindInfo& info, const std::string& plugin) {
   const auto names = known_plugins(registry, info.kind);
   std::string msg = "unknown " + info.table + " plugin '" + plugin + "'";
   if (std::string near = closest(plugin, names); !near.empty()) msg += "; did you mean '" + near + "'?";
   msg += " Known " + info.table + " plugins: " + (names.empty() ? std::string("none found") : join(names));
-  if (!registry.failures().empty())
-    msg += " (" + std::to_string(registry.failures().size()) + " plugin libraries failed to load; see `loom plugins`)";
   const auto& searched = registry.searched();
   if (!searched.empty()) {
     msg += ". Searched:";
     for (const auto& dir : searched) msg += " " + dir.string();
   }
-  return msg;
+  return msg + refused_libraries(registry, plugin);
 }
 
 /// An [[augmentation]] table's `pipeline` into choice.pipeline ("default" when it names none).

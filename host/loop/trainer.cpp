@@ -17,6 +17,8 @@ namespace loom::host {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler sets g_stop_signal");
 
 at::Generator rng_of(c10::Device device) {
   return device.is_cuda() ? at::globalContext().defaultGenerator(device) : at::detail::getDefaultCPUGenerator();
@@ -36,7 +38,15 @@ void set_rng_state(c10::Device device, const at::Tensor& state) {
   gen.set_state(state);
 }
 
-void request_stop() { g_stop.store(true); }
+void request_stop(int signal) {
+  int none = 0;
+  if (signal != 0) g_stop_signal.compare_exchange_strong(none, signal);
+  g_stop.store(true);
+}
+int stopped_exit_code() {
+  const int signal = g_stop_signal.load();
+  return signal != 0 ? 128 + signal : 130;
+}
 bool stop_requested() { return g_stop.load(); }
 
 Trainer::Trainer(const ResolvedConfig& config, const Registry& registry, HostRunContext& context, RunPlugins& plugins,

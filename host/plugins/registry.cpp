@@ -96,7 +96,8 @@ bool Registry::load(const fs::path& file) {
     if (const Feature* existing = find(feature->info.kind, feature->info.name)) {
       failures_.push_back({file, std::string(to_string(feature->info.kind)) + " plugin '" + feature->info.name +
                                      "' is already provided by " + existing->library->file.string() +
-                                     "; this copy is ignored (the earlier one in the search path wins)"});
+                                     "; this copy is ignored (the earlier one in the search path wins)",
+                           false});
       continue;
     }
     features_.push_back(std::move(feature));

@@ -41,6 +41,9 @@ struct Feature {
 struct LoadFailure {
   std::filesystem::path file;
   std::string reason;
+  /// True when the whole library was refused (none of its features registered); false for a duplicate
+  /// feature name skipped from a library that loaded.
+  bool refused = true;
 };
 
 /// Thrown when a plugin's own code fails; the message names the plugin, its library and the step.

@@ -6,6 +6,7 @@
 
 #include <loom/callback.h>
 #include <loom/context.h>
+#include <loom/model.h>  // parameters() and buffers() of the live and the averaged model
 #include <loom/registrar.h>
 
 #include <cstdint>

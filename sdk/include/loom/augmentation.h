@@ -23,6 +23,13 @@
 //     dataset that declares none — the run then fails at config time with the op's message.
 // The factory receives the run's dataset in CreateContext::dataset (its spec() gives channels, classes
 // and the pixel affine).
+//
+// Includes: this header gives at::Tensor with its methods, not LibTorch's free operators — `x < p`,
+// `a + b`, `1 - m` do not compile with it alone. Use the methods (x.lt(p), a.add(b), m.neg().add(1)),
+// which cost nothing more, or include <ATen/TensorOperators.h> for the operators (it brings in
+// <ATen/Functions.h>: ~7 s more per source file). Functions such as at::rand come from their own header,
+// <ATen/ops/rand.h> (each such header costs a few seconds the first time, for the ATen context it needs);
+// <torch/torch.h> has everything at ~20 s a file.
 #pragma once
 
 #include <loom/dataset.h>

@@ -8,6 +8,10 @@
 //   result = precision.step(optimizer)           // exactly once per optimizer step
 //   if (!result.skipped) lr_schedule.advance()   // a skipped step never advances the schedule
 //   optimizer.zero_grad()
+//
+// torch::nn::Module and torch::optim::Optimizer are only declared here (their headers cost seconds a
+// file): a strategy that calls optimizer.step() includes <torch/optim/optimizer.h>, one that walks the
+// model's parameters <torch/nn/module.h> (or <loom/precision_helpers.h>, which includes both).
 #pragma once
 
 #include <loom/kinds.h>
@@ -15,12 +19,17 @@
 #include <loom/state.h>
 
 #include <c10/core/Device.h>
-#include <torch/nn/module.h>
-#include <torch/optim/optimizer.h>
 
 #include <map>
 #include <memory>
 #include <string>
+
+namespace torch::nn {
+class Module;  // <torch/nn/module.h>
+}
+namespace torch::optim {
+class Optimizer;  // <torch/optim/optimizer.h>
+}
 
 namespace loom {
 
