@@ -1,4 +1,5 @@
 // The IDX reader of the fashion-mnist plugin, on tiny gzipped files generated here.
+#include "fifo_util.h"
 #include "test_util.h"
 
 #include "idx.h"
@@ -74,6 +75,17 @@ TEST(Idx, RejectsTruncatedBadMagicAndMissingFiles) {
   expect_error(dir / "missing.gz", "cannot open");
   write_gz(dir / "labels-as-images.gz", std::string("\0\0\x08\x01\0\0\0\x01\x05", 9));
   expect_error(dir / "labels-as-images.gz", "bad magic");
+}
+
+// A FIFO or a device where an IDX file should be is refused before zlib reads from it (it would block on
+// the FIFO, and inflate /dev/zero's endless stream until memory runs out).
+TEST(Idx, RefusesFifosAndDevicesAtOnce) {
+  TempDir dir;
+  make_fifo(dir / "train-images-idx3-ubyte.gz");
+  FifoWatchdog watchdog(dir / "train-images-idx3-ubyte.gz");
+  expect_error(dir / "train-images-idx3-ubyte.gz", "is a FIFO, not a regular file");
+  fs::create_symlink("/dev/zero", dir / "zero.gz");
+  expect_error(dir / "zero.gz", "is a symbolic link to /dev/zero, a character device, not a regular file");
 }
 
 TEST(Idx, CountMismatchBetweenImagesAndLabels) {

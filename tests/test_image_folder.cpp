@@ -2,6 +2,7 @@
 // here with libjpeg's and libpng's encoders; decode, resize (against torch's interpolate in Python), crop
 // and channel conversion; corrupt files under each on_error/verify policy; the errors a user can hit;
 // splits; fingerprint; and a short `loom run` on a generated folder.
+#include "fifo_util.h"
 #include "image_files.h"
 #include "test_util.h"
 
@@ -293,6 +294,23 @@ TEST(ImageFolder, CorruptFileFailsNamingItsPath) {
   const std::string decode_error = make_error(f.dir.path(), {{"verify", std::string("decode")}});
   EXPECT_TRUE(contains(decode_error, "image '" + f.cut_png().string() + "'")) << decode_error;  // first in order
   EXPECT_TRUE(contains(decode_error, "(and 2 more unreadable files)")) << decode_error;
+}
+
+// A FIFO with an image's name must not hang the run: refused at once, by name, like any unreadable file.
+TEST(ImageFolder, FifoNamedLikeAnImageIsRefusedNotWaitedOn) {
+  TempDir dir;
+  for (int i = 0; i < 2; ++i) {
+    write_png(dir / ("a/ok" + std::to_string(i) + ".png"), test_pattern(32, 32, 3, static_cast<uint32_t>(i)));
+    write_png(dir / ("b/ok" + std::to_string(i) + ".png"), test_pattern(32, 32, 3, static_cast<uint32_t>(i + 5)));
+  }
+  make_fifo(dir / "a/pipe.png");
+  FifoWatchdog watchdog(dir / "a/pipe.png");
+  for (const char* verify : {"header", "decode"}) {
+    const std::string error = make_error(dir.path(), {{"verify", std::string(verify)}});
+    EXPECT_TRUE(contains(error, "image '" + (dir / "a/pipe.png").string() + "': cannot open: " +
+                                    (dir / "a/pipe.png").string() + " is a FIFO, not a regular file"))
+        << verify << ": " << error;
+  }
 }
 
 TEST(ImageFolder, SkipWithHeaderCheckLeavesOutBadHeadersAndLoadNamesTruncatedData) {

@@ -138,14 +138,14 @@ TEST(NpyFormat, WriterPicksTheSmallestVersionAndAlignsTheData) {
 TEST(NpyFormat, AtomicWritesLeaveTheOldFileOrTheNewOneNeverHalf) {
   TempDir dir;
   const fs::path target = dir / "f.bin";
-  npy::write_file_atomic(target, "old");
+  io::write_file_atomically(target, "old");
   {
     npy::AtomicFile unfinished(target);
     unfinished.write("new but never committed", 23);
   }  // dropped without commit(): e.g. an exception mid-write
   EXPECT_EQ(read_file(target), "old");
   EXPECT_EQ(count_entries(dir.path()), 1u) << "the temporary file must be removed";
-  npy::write_file_atomic(target, "new");
+  io::write_file_atomically(target, "new");
   EXPECT_EQ(read_file(target), "new");
   EXPECT_EQ(count_entries(dir.path()), 1u);
 }

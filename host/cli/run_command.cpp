@@ -139,7 +139,8 @@ int run_command(const RunOptions& options) {
                 << "again with: loom run CONFIG\n";
       return 2;
     }
-    if (!fs::is_regular_file(options.resume / "config.resolved.toml", ec)) {
+    // Only whether it is there: what it is (a FIFO, a device) is Config::load's to check and report.
+    if (!fs::exists(fs::symlink_status(options.resume / "config.resolved.toml", ec))) {
       std::cerr << "loom: " << options.resume.string()
                 << " is not a run directory (no config.resolved.toml): pass a directory written by `loom run`\n";
       return 2;

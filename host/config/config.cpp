@@ -1,6 +1,8 @@
 #include "config/config.h"
 #include "config/toml_depth_guard.h"
 
+#include <loom/io.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -100,19 +102,18 @@ Config Config::load(const std::filesystem::path& file) {
   Config config;
   config.file_ = file;
   const SourcePos whole{file.string()};
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec)) {
-    throw ConfigErrors({{whole, "cannot read the config file (" +
-                                    (ec && ec != std::errc::no_such_file_or_directory ? ec.message() : "no such file") +
+  // One byte past the limit tells a file that is too large; a stray multi-gigabyte file is never read whole.
+  // A FIFO, a device or a directory (or a symlink to one) is refused before the first read (Loom::io).
+  std::string content(kMaxConfigBytes + 1, '\0');
+  try {
+    io::InputFile in(file);
+    content.resize(in.read(content.data(), content.size()));
+  } catch (const io::Error& e) {
+    std::error_code ec;
+    const bool missing = !std::filesystem::exists(std::filesystem::symlink_status(file, ec));
+    throw ConfigErrors({{whole, "cannot read the config file (" + (missing ? std::string("no such file") : std::string(e.what())) +
                                     "); pass the path of a .toml file, e.g. configs/quickstart.toml"}});
   }
-  std::ifstream in(file, std::ios::binary);
-  // One byte past the limit tells a file that is too large; a stray multi-gigabyte file is never read whole.
-  std::string content(kMaxConfigBytes + 1, '\0');
-  if (in) in.read(content.data(), static_cast<std::streamsize>(content.size()));
-  if (!in.is_open() || in.bad())
-    throw ConfigErrors({{whole, "cannot read the config file (" + std::string(std::strerror(errno)) + ")"}});
-  content.resize(static_cast<size_t>(in.gcount()));
   if (content.size() > kMaxConfigBytes) {
     SourcePos at{file.string(), 1, 1};
     for (size_t k = 0; k < kMaxConfigBytes; ++k) {

@@ -52,11 +52,18 @@ fs::path sibling(const fs::path& file, const std::string& suffix) {
   return file.parent_path() / (file.stem().string() + suffix);
 }
 
-/// The digest recorded in a checksum file ("<sha256>  <name>"), or "" when it is missing or unreadable.
+/// The digest recorded in a checksum file ("<sha256>  <name>"), or "" when it is missing or unreadable (a
+/// FIFO or a device in its place included: checked before reading, never waited on).
 std::string recorded_digest(const fs::path& sums) {
-  std::ifstream in(sums);
-  std::string digest;
-  in >> digest;
+  std::error_code ec;
+  if (!fs::exists(sums, ec)) return {};
+  std::string text;
+  try {
+    text = io::read_file(sums, 4096, "checksum file");
+  } catch (const io::Error&) {
+    return {};
+  }
+  const std::string digest = text.substr(0, text.find_first_of(" \t\n"));
   return digest.size() == 64 ? digest : std::string();
 }
 
@@ -76,15 +83,6 @@ const std::string& Fields::str(const std::string& k) const {
   auto it = strings.find(k);
   if (it == strings.end()) throw std::runtime_error("field '" + k + "' is missing");
   return it->second;
-}
-
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::runtime_error("cannot open " + path.string() + " to sync it: " + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) throw std::runtime_error("fsync of " + path.string() + " failed: " + std::strerror(err));
 }
 
 CheckpointWriter::CheckpointWriter() { root_.write(kFormatKey, c10::IValue(kCheckpointFormat)); }
@@ -154,7 +152,13 @@ std::unique_ptr<CheckpointReader> open_checkpoint(const fs::path& file, Logger& 
     std::error_code ec;
     if (!fs::exists(candidate, ec)) continue;
     std::string why;
-    const std::string actual = sha256_file(candidate);
+    std::string actual;
+    try {
+      actual = sha256_file(candidate);  // refuses a FIFO or a device (a symlink to /dev/zero) before reading
+    } catch (const io::Error& e) {
+      problems += (problems.empty() ? "" : "; ") + candidate.string() + " is unusable: " + e.what();
+      continue;
+    }
     if (digests[0].empty() && digests[1].empty()) {
       // No checksum at all: an older Loom's checkpoint (say so precisely) or one whose checksum file was lost.
       CheckpointReader unverified(candidate);  // throws the format or readability error
@@ -186,6 +190,11 @@ std::unique_ptr<CheckpointReader> open_checkpoint(const fs::path& file, Logger& 
 }
 
 CheckpointReader::CheckpointReader(const fs::path& file) : file_(file) {
+  try {
+    io::check_regular_file(file, io::kNoLimit, "checkpoint");  // LibTorch opens it itself: check first
+  } catch (const io::Error& e) {
+    throw CheckpointError(std::string(e.what()) + "; resume from a copy, or start the run again");
+  }
   try {
     root_.load_from(file.string());
   } catch (const std::exception& e) {
@@ -287,6 +296,11 @@ void load_module_state(torch::nn::Module& module, const StateDict& state, const 
 }
 
 void read_model(const fs::path& file, torch::nn::Module& model) {
+  try {
+    io::check_regular_file(file, io::kNoLimit, "model file");  // LibTorch opens it itself: check first
+  } catch (const io::Error& e) {
+    throw CheckpointError("cannot load weights from " + file.string() + ": " + e.what());
+  }
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());

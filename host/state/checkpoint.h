@@ -97,7 +97,5 @@ void write_model(const std::filesystem::path& file, torch::nn::Module& model);
 /// Loads weights written by write_model() into `model` (same architecture); CheckpointError otherwise.
 void read_model(const std::filesystem::path& file, torch::nn::Module& model);
 
-/// fsyncs a file or directory; throws on failure.
-void fsync_path(const std::filesystem::path& path);
 
 }  // namespace loom::host

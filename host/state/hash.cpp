@@ -1,8 +1,9 @@
 #include "state/hash.h"
 
+#include <loom/io.h>
+
 #include <openssl/evp.h>
 
-#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -32,16 +33,12 @@ std::string sha256_bytes(std::string_view bytes) {
 }
 
 std::string sha256_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read '" + file.string() + "' to hash it");
+  // A regular file, checked before the first read: a FIFO or a symlink to /dev/zero would never end.
+  io::InputFile in(file, io::kNoLimit, "file to hash");
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw std::runtime_error("OpenSSL: SHA-256 unavailable");
   std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) throw std::runtime_error("error reading '" + file.string() + "' to hash it");
+  while (const size_t got = in.read(buffer.data(), buffer.size())) EVP_DigestUpdate(ctx.get(), buffer.data(), got);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(ctx.get(), digest, &length);

@@ -39,25 +39,16 @@ StdoutSink::StdoutSink(const loom::CreateContext& ctx) {
   const fs::path file = ctx.params.str("file");
   if (file.empty() || file.is_absolute() || file.lexically_normal().string().rfind("..", 0) == 0)
     throw std::invalid_argument("file = \"" + file.string() + "\" must be a relative path inside the run directory");
-  path_ = ctx.run.run_dir() / file;
+  file_.set_path(ctx.run.run_dir() / file);
 }
 
 void StdoutSink::open() {
-  if (out_.is_open()) return;
-  if (!path_.parent_path().empty()) fs::create_directories(path_.parent_path());
-  if (resumed_) {
-    // What the previous process wrote after its last checkpoint is written again by this one: cut it off.
-    const int64_t size = fs::exists(path_) ? static_cast<int64_t>(fs::file_size(path_)) : 0;
-    if (size < committed_)
-      throw std::runtime_error(path_.string() + " holds " + std::to_string(size) + " bytes, fewer than the " +
-                               std::to_string(committed_) + " the checkpoint committed; was it edited or removed?");
-    if (size > committed_) fs::resize_file(path_, static_cast<uintmax_t>(committed_));
-    out_.open(path_, std::ios::binary | std::ios::app);
-  } else {
-    out_.open(path_, std::ios::binary | std::ios::trunc);
-  }
-  if (!out_) throw std::runtime_error("cannot open " + path_.string() + " for writing");
-  written_ = committed_;
+  if (file_.is_open()) return;
+  // What the previous process wrote after its last checkpoint is written again by this one: cut it off
+  // (a new run has committed nothing, so a stale file is emptied). truncate_to() refuses a file that is
+  // missing or shorter than the checkpoint says, naming it.
+  file_.truncate_to(committed_);
+  file_.open();  // creates the file and its directory
 }
 
 void StdoutSink::write(const loom::MetricRecord& record) {
@@ -66,17 +57,14 @@ void StdoutSink::write(const loom::MetricRecord& record) {
   std::string line = "[" + record.stage + "] epoch " + std::to_string(record.epoch) + " step " + std::to_string(record.step) + ":";
   for (const auto& [key, value] : record.values) line += " " + key + "=" + format(value);
   line += "\n";
-  out_ << line;
-  if (!out_) throw std::runtime_error("writing " + path_.string() + " failed");
-  written_ += static_cast<int64_t>(line.size());
+  file_.append(line);  // all or nothing; a failure throws loom::io::WriteError naming the file and the error
 }
 
 void StdoutSink::flush() {
   // Also on a resumed run that has not written yet: opening truncates what the checkpoint did not commit.
   open();
-  out_.flush();
-  if (!out_) throw std::runtime_error("writing " + path_.string() + " failed");
-  committed_ = written_;
+  file_.sync();  // fsync: what the checkpoint records is on disk
+  committed_ = file_.committed();
 }
 
 // Called right after flush(), for the checkpoint: how much of the file that checkpoint covers.
@@ -88,8 +76,7 @@ loom::StateDict StdoutSink::state_dict() const {
 void StdoutSink::load_state_dict(const loom::StateDict& state) {
   const auto it = state.find("committed_bytes");
   if (it == state.end()) throw std::invalid_argument("stdout-sink: the checkpoint's state lacks committed_bytes");
-  committed_ = it->second.item<int64_t>();
-  resumed_ = true;
+  committed_ = it->second.item<int64_t>();  // open() cuts the file back to this
 }
 
 }  // namespace example

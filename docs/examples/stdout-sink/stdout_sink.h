@@ -5,11 +5,10 @@
 #pragma once
 
 #include <loom/library.h>      // LOOM_PLUGIN_LIBRARY, Registrar, FeatureInfo, CreateContext
+#include <loom/io.h>           // loom::io::AppendFile (library Loom::io)
 #include <loom/metric_sink.h>  // the one kind this library implements
 
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 
 namespace example {
 
@@ -28,11 +27,8 @@ class StdoutSink final : public loom::MetricSink {
  private:
   void open();
 
-  std::filesystem::path path_;  ///< <run_dir>/<file>; the directory does not exist yet in the factory
-  std::ofstream out_;
-  int64_t written_ = 0;     ///< bytes handed to out_ (this process's file size once flushed)
-  int64_t committed_ = 0;   ///< bytes durable at the last flush(): what a checkpoint records
-  bool resumed_ = false;
+  loom::io::AppendFile file_{""};  ///< <run_dir>/<file>, opened on first use (the directory does not exist in the factory)
+  int64_t committed_ = 0;          ///< bytes durable at the last flush(): what a checkpoint records
 };
 
 }  // namespace example

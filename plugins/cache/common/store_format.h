@@ -10,6 +10,7 @@
 #pragma once
 
 #include <loom/dataset.h>
+#include <loom/io.h>
 #include <loom/log.h>
 #include <loom/params.h>
 
@@ -32,8 +33,8 @@ std::string dtype_name(c10::ScalarType dtype);
 /// count × prod(shape) × element size, or a clear error when it overflows 64 bits.
 uint64_t stored_bytes(int64_t count, const std::vector<int64_t>& shape, c10::ScalarType dtype);
 
-/// "219.5 MB" (decimal units, with the exact byte count left to the caller where it matters).
-std::string human_bytes(uint64_t bytes);
+/// "219.5 MB" (decimal units, with the exact byte count left to the caller where it matters): Loom::io's.
+using io::human_bytes;
 
 /// "[1, 28, 28]"
 std::string shape_text(const std::vector<int64_t>& shape);

@@ -6,6 +6,7 @@
 #include "common/npy/npy_tensor.h"
 
 #include <loom/abi.h>
+#include <loom/io.h>
 
 #include <ATen/ATen.h>
 #include <zlib.h>
@@ -42,12 +43,8 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+// A manifest lists a handful of files: anything near this size is not one.
+constexpr uint64_t kMaxManifestBytes = 16 << 20;
 
 std::optional<npy::ElementType> element_type_named(const std::string& name) {
   for (c10::ScalarType t : {at::kBool, at::kByte, at::kChar, at::kShort, at::kInt, at::kLong, at::kHalf, at::kFloat,
@@ -80,11 +77,11 @@ std::shared_ptr<const npy::MappedFile> check_array(const fs::path& dir, const ch
   }
   const fs::path file = dir / name;
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) {
+  if (!fs::exists(fs::symlink_status(file, ec))) {
     *problem = std::string(name) + " is missing";
     return nullptr;
   }
-  std::shared_ptr<const npy::MappedFile> mapping;
+  std::shared_ptr<const npy::MappedFile> mapping;  // refuses a FIFO or a device (io::ReadError) before mapping
   try {
     mapping = std::make_shared<const npy::MappedFile>(file);
   } catch (const std::exception& e) {
@@ -149,12 +146,19 @@ OpenResult open_cache(const fs::path& dir, Verify verify, const Expectation* exp
     return r;
   }
   const fs::path manifest_file = dir / kManifestFile;
-  if (!fs::is_regular_file(manifest_file, ec)) {
+  if (!fs::exists(fs::symlink_status(manifest_file, ec))) {
     r.problem = "manifest.json is missing (the build did not finish)";
     return r;
   }
+  std::string manifest_text;
   try {
-    r.manifest = Manifest::parse(read_text(manifest_file));
+    manifest_text = io::read_file(manifest_file, kMaxManifestBytes, "cache manifest");  // a regular file, bounded
+  } catch (const io::Error& e) {
+    r.problem = std::string("manifest.json is unreadable: ") + e.what();
+    return r;
+  }
+  try {
+    r.manifest = Manifest::parse(manifest_text);
   } catch (const std::exception& e) {
     r.problem = std::string("manifest.json is corrupt: ") + e.what();
     return r;
@@ -258,8 +262,8 @@ void build_cache(const fs::path& dir, const Dataset& inner, const caching::Store
       m.files[name] = {file.size(), crc32_of(file)};
     }
     // The manifest is written last: a directory without one is an unfinished build.
-    npy::write_file_atomic(tmp / kManifestFile, m.to_json());
-    npy::fsync_directory(tmp);
+    io::write_file_atomically(tmp / kManifestFile, m.to_json());
+    io::sync_directory(tmp);
 
     // Publish: the old directory (invalid, or of a crashed build) is moved aside, not rewritten, so a
     // process still mapping its files keeps reading them.
@@ -273,7 +277,7 @@ void build_cache(const fs::path& dir, const Dataset& inner, const caching::Store
       if (replacing) fs::rename(stale, dir, ec);  // the previous cache, usable or not, is the user's to judge
       throw;
     }
-    npy::fsync_directory(root);
+    io::sync_directory(root);
     std::error_code ec;
     fs::remove_all(stale, ec);
   } catch (const std::exception& e) {
@@ -305,7 +309,7 @@ bool looks_like_cache(const fs::path& dir) {
 void remove_cache(const fs::path& dir) {
   const fs::path stale = dir.parent_path() / (dir.filename().string() + ".stale" + tag());
   fs::rename(dir, stale);
-  npy::fsync_directory(dir.parent_path());
+  io::sync_directory(dir.parent_path());
   fs::remove_all(stale);
 }
 
@@ -318,7 +322,7 @@ std::optional<std::pair<fs::path, Manifest>> previous_cache(const fs::path& root
     const std::string name = it->path().filename().string();
     if (name == key || !is_key(name) || !it->is_directory(ec)) continue;
     try {
-      Manifest m = Manifest::parse(read_text(it->path() / kManifestFile));
+      Manifest m = Manifest::parse(io::read_file(it->path() / kManifestFile, kMaxManifestBytes, "cache manifest"));
       if (dataset_plugin(m.fingerprint) != plugin) continue;
       if (!best || m.created > best->second.created) best.emplace(it->path(), std::move(m));
     } catch (const std::exception&) {

@@ -1,5 +1,7 @@
 #include "common/model/torch_file.h"
 
+#include <loom/io.h>
+
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
@@ -266,8 +268,16 @@ std::string trimmed(std::string text) {
 }  // namespace
 
 std::map<std::string, at::Tensor> read_tensor_dict(const std::filesystem::path& file, const std::string& where) {
+  // LibTorch's reader opens the file itself: check first that it is a regular file (a FIFO or a symlink to
+  // /dev/zero is refused at once, instead of a read that never ends).
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(file, ec)) throw std::invalid_argument(where + " cannot be opened (does it exist?)");
+  if (!std::filesystem::exists(std::filesystem::symlink_status(file, ec)))
+    throw std::invalid_argument(where + " cannot be opened (does it exist?)");
+  try {
+    io::check_regular_file(file, io::kNoLimit, "weights file");
+  } catch (const io::Error& e) {
+    throw std::invalid_argument(where + " cannot be read: " + e.what());
+  }
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> archive;
   std::tuple<at::DataPtr, size_t> pickle;
   try {

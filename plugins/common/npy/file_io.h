@@ -1,23 +1,21 @@
-// Crash-safe file primitives for caches, without LibTorch: a read-only memory map, an output file with
-// positional writes, an atomic file writer and an exclusive lock file.
-//
-// "Nothing half-written on disk": files are written under a temporary name in the target's directory,
-// fsync'ed, renamed over the target (atomic on POSIX), and the directory is fsync'ed so the rename itself
-// survives a power loss.
+// File primitives for caches, without LibTorch: a read-only memory map and an exclusive lock file. The
+// writers (OutputFile, AtomicFile: temporary beside the target, fsync, rename, fsync of the directory) are
+// Loom::io's (<loom/io.h>), named here too for the cache code.
 #pragma once
+
+#include <loom/io.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <memory>
-#include <string_view>
 
 namespace loom::npy {
 
-/// fsync of a directory: makes renames and creations inside it durable. Throws npy::Error.
-void fsync_directory(const std::filesystem::path& dir);
+using io::AtomicFile;
+using io::OutputFile;
 
-/// A whole file mapped read-only (PROT_READ, MAP_SHARED). Unmapped by the destructor. Any write through
+/// A whole file mapped read-only (PROT_READ, MAP_SHARED). Unmapped by the destructor. The file must be a
+/// regular file (io::InputFile's check: a FIFO or a device is refused with io::ReadError before mapping). Any write through
 /// data() faults, so hand the bytes out only as read-only views.
 ///
 /// Pages are read on first touch; a file that another process truncates while mapped raises SIGBUS on
@@ -39,55 +37,6 @@ class MappedFile {
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
 };
-
-/// A new file opened for writing (created or truncated). Writes never leave a short write unreported;
-/// pwrite() is safe to call from several threads at once for disjoint ranges.
-class OutputFile {
- public:
-  explicit OutputFile(const std::filesystem::path& file);
-  ~OutputFile();  // closes; does not sync
-  OutputFile(const OutputFile&) = delete;
-  OutputFile& operator=(const OutputFile&) = delete;
-
-  /// Appends at the current position.
-  void write(const void* data, size_t bytes);
-  /// Writes at `offset` without moving the position (thread-safe for disjoint ranges).
-  void pwrite(uint64_t offset, const void* data, size_t bytes) const;
-  /// Allocates the file's first `bytes` on disk (for a file filled by pwrite()), so a full disk is
-  /// reported now, with the size asked for, rather than as a failed write halfway through.
-  void reserve(uint64_t bytes);
-  /// fsync: the bytes are on disk when this returns.
-  void sync();
-  /// sync() then close; errors are thrown, not lost in a destructor.
-  void close();
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-  int fd_ = -1;
-};
-
-/// Writes `target` atomically: the bytes go to a temporary file beside it, and commit() syncs it, renames
-/// it over `target` and syncs the directory. Destroyed without commit() (an exception, a bug), the
-/// temporary file is removed and `target` is untouched.
-class AtomicFile {
- public:
-  explicit AtomicFile(const std::filesystem::path& target);
-  ~AtomicFile();
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  void write(const void* data, size_t bytes) { file_->write(data, bytes); }
-  void commit();
-
- private:
-  std::filesystem::path target_, temp_;
-  std::unique_ptr<OutputFile> file_;
-  bool committed_ = false;
-};
-
-/// Writes `bytes` to `file` atomically (AtomicFile in one call).
-void write_file_atomic(const std::filesystem::path& file, std::string_view bytes);
 
 /// An exclusive advisory lock (flock) on a lock file, held until destruction. Safe against the lock file
 /// being removed and recreated by another holder: after locking, it checks that the path still names

@@ -2,11 +2,13 @@
 
 #include "common/npy/file_io.h"
 
+#include <loom/io.h>
+
 #include <array>
 #include <cctype>
 #include <cstring>
-#include <fstream>
 #include <limits>
+#include <optional>
 
 namespace loom::npy {
 namespace {
@@ -244,14 +246,18 @@ Header parse_header(std::string_view prefix, const fs::path& file) {
 }
 
 Header read_header(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file, "cannot be opened for reading (" + std::string(std::strerror(errno)) + ")");
-  std::error_code ec;
-  const uint64_t file_size = fs::file_size(file, ec);
-  if (ec) fail(file, "cannot be sized: " + ec.message());
+  // A regular file, checked on the opened descriptor before the first read: a FIFO or a device named like a
+  // cache file is refused at once instead of blocking or reading forever.
+  std::optional<io::InputFile> in;
+  try {
+    in.emplace(file, io::kNoLimit, "npy file");
+  } catch (const io::Error& e) {
+    fail(file, e.what());
+  }
+  const uint64_t file_size = in->size();
   // Read the prefix, then as much header as it announces (up to 4 GiB for 2.0; real headers are tiny).
   std::string bytes(std::min<uint64_t>(file_size, kPrefixV2), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(in->read(bytes.data(), bytes.size()));
   if (bytes.size() >= kPrefixV1 && bytes.substr(0, kMagic.size()) == kMagic) {
     const int major = static_cast<unsigned char>(bytes[6]);
     const size_t prefix_size = major == 1 ? kPrefixV1 : kPrefixV2;
@@ -260,7 +266,7 @@ Header read_header(const fs::path& file) {
       const uint64_t want = std::min<uint64_t>(file_size, prefix_size + header_len);
       const size_t have = bytes.size();
       bytes.resize(want);
-      in.read(bytes.data() + have, static_cast<std::streamsize>(want - have));
+      bytes.resize(have + in->read(bytes.data() + have, want - have));
     }
   }
   const Header h = parse_header(bytes, file);

@@ -1,8 +1,13 @@
 #include "idx.h"
 
+#include <loom/io.h>
+
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -56,8 +61,21 @@ uint32_t big_endian(const uint8_t* p) {
 }  // namespace
 
 IdxArray read_idx_gz(const std::filesystem::path& file, uint32_t expected_magic) {
-  GzFile f(gzopen(file.c_str(), "rb"));
-  if (!f) fail(file, "cannot open");
+  // A regular file, checked on the opened descriptor before zlib reads a byte (Loom::io): a FIFO or a device
+  // in the dataset's directory is refused at once instead of blocking or inflating forever.
+  int fd = -1;
+  try {
+    const io::InputFile in(file, io::kNoLimit, "IDX file");
+    fd = ::dup(in.fd());
+  } catch (const io::Error& e) {
+    fail(file, std::string("cannot open: ") + e.what());
+  }
+  if (fd < 0) fail(file, std::string("cannot open: ") + std::strerror(errno));
+  GzFile f(gzdopen(fd, "rb"));  // owns fd from here (gzclose closes it)
+  if (!f) {
+    ::close(fd);
+    fail(file, "cannot open");
+  }
   // The default 8 KiB buffer makes inflating ~50 MB noticeably slower.
   gzbuffer(f.get(), 1 << 20);
 

@@ -7,6 +7,10 @@
 #include <jerror.h>
 #include <png.h>
 
+#include <loom/io.h>
+
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <csetjmp>
@@ -33,9 +37,23 @@ struct FileCloser {
 };
 using File = std::unique_ptr<std::FILE, FileCloser>;
 
+// A regular file, checked on the opened descriptor before the first read (Loom::io): a FIFO or a device
+// with an image's name is refused at once instead of blocking the run or reading forever.
 File open_file(const fs::path& file) {
-  File f(std::fopen(file.c_str(), "rb"));
-  if (!f) fail(file, std::string("cannot open: ") + std::strerror(errno));
+  int fd = -1;
+  try {
+    const io::InputFile in(file, io::kNoLimit, "image");
+    fd = ::dup(in.fd());
+  } catch (const io::Error& e) {
+    fail(file, std::string("cannot open: ") + e.what());
+  }
+  if (fd < 0) fail(file, std::string("cannot open: ") + std::strerror(errno));
+  File f(::fdopen(fd, "rb"));
+  if (!f) {
+    const int err = errno;
+    ::close(fd);
+    fail(file, std::string("cannot open: ") + std::strerror(err));
+  }
   return f;
 }
 

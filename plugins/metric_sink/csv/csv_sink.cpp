@@ -1,13 +1,11 @@
 #include "csv_sink.h"
 
 #include "csv_format.h"
-#include "metric_sink/common/append_file.h"
 #include "metric_sink/common/sink_state.h"
 
-#include <cerrno>
+#include <loom/io.h>
+
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace loom::builtin {
@@ -29,12 +27,7 @@ std::string cell(const MetricValue& value) {
 }
 
 std::string read_all(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error(sinks::io_error("cannot open", file, errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(sinks::io_error("cannot read", file, errno));
-  return text.str();
+  return io::read_file(file);  // a regular file, checked before reading: a FIFO is refused, never waited on
 }
 
 }  // namespace
@@ -86,7 +79,8 @@ void CsvSink::rewrite() {
     }
     text += csv::line(fields);
   }
-  sinks::replace_file(file_, text);
+  io::make_directories(file_.parent_path());
+  io::write_file_atomically(file_, text);  // temporary, fsync, rename, directory fsync
   dirty_ = false;
 }
 

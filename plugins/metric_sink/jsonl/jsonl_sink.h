@@ -2,7 +2,7 @@
 // first. With every_n_steps > 0, step records go to steps.jsonl beside it.
 #pragma once
 
-#include "metric_sink/common/append_file.h"
+#include <loom/io.h>
 
 #include <loom/library.h>
 #include <loom/metric_sink.h>
@@ -22,7 +22,7 @@ class JsonlSink final : public MetricSink {
 
  private:
   int64_t every_n_steps_;
-  sinks::AppendFile metrics_, steps_;
+  io::AppendFile metrics_, steps_;
 };
 
 }  // namespace loom::builtin

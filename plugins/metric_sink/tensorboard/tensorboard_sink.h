@@ -3,7 +3,7 @@
 // record's `<stage>/step/<key>` at step = optimizer step, an event's `<stage>/<key>` at step = round.
 #pragma once
 
-#include "metric_sink/common/append_file.h"
+#include <loom/io.h>
 
 #include <loom/library.h>
 #include <loom/metric_sink.h>
@@ -29,7 +29,7 @@ class TensorBoardSink final : public MetricSink {
 
   std::filesystem::path dir_;
   int64_t every_n_steps_;
-  sinks::AppendFile file_{{}};
+  io::AppendFile file_{{}};
   std::string file_name_;   ///< empty until the first open (or a resume) names the file
 };
 

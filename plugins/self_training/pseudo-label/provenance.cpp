@@ -1,11 +1,10 @@
 #include "provenance.h"
 
-#include "common/npy/file_io.h"
 #include "common/npy/npy_tensor.h"
 
+#include <loom/io.h>
+
 #include <algorithm>
-#include <fstream>
-#include <iterator>
 #include <stdexcept>
 #include <string_view>
 
@@ -15,9 +14,11 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::runtime_error("pseudo-label: cannot read '" + file.string() + "'");
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  try {
+    return io::read_file(file);  // a regular file, checked before reading (a FIFO is refused at once)
+  } catch (const io::Error& e) {
+    throw std::runtime_error(std::string("pseudo-label: ") + e.what());
+  }
 }
 
 // Same file names with the same bytes.
@@ -72,7 +73,7 @@ Written write_array_dir(const fs::path& dir, const std::vector<std::pair<std::st
       if (result == Written::Replaced) fs::rename(old, dir, ec);
       throw;
     }
-    npy::fsync_directory(parent);
+    io::sync_directory(parent);
     std::error_code ec;
     fs::remove_all(old, ec);  // the new record is in place: a leftover is removed by the next write
     return result;
@@ -86,7 +87,7 @@ Written write_array_dir(const fs::path& dir, const std::vector<std::pair<std::st
 
 void write_json(const fs::path& file, const nlohmann::json& value) {
   try {
-    npy::write_file_atomic(file, value.dump(2) + "\n");
+    io::write_file_atomically(file, value.dump(2) + "\n");
   } catch (const std::exception& e) {
     throw std::runtime_error("pseudo-label: cannot write " + file.string() + ": " + e.what());
   }
