@@ -76,4 +76,15 @@ Params default_params(const Feature& feature) {
   return Params(std::move(values));
 }
 
+std::string describe_plugins(const ResolvedConfig& c) {
+  std::string s;
+  for (const auto& [kind, list] : c.plugins) {
+    if (list.empty()) continue;
+    std::string names;
+    for (const PluginChoice& choice : list) names += (names.empty() ? "" : "+") + choice.feature->info.name;
+    s += std::string(s.empty() ? "" : ", ") + std::string(to_string(kind)) + "=" + names;
+  }
+  return s;
+}
+
 }  // namespace loom::host

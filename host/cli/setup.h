@@ -23,6 +23,9 @@ namespace loom::host {
 /// Prints every config error with its position, then the summary line.
 void report_config_errors(const ConfigErrors& e);
 
+/// "dataset=fashion-mnist, cache=none, …, callback=ema+best-checkpoint": the plugins a config chose.
+std::string describe_plugins(const ResolvedConfig& config);
+
 /// Warns about each plugin library the registry refused.
 void warn_failures(const Registry& registry, Logger& log);
 
