@@ -32,19 +32,10 @@ void StageControl::scale_lr(double factor) {
 
 void CallbackSet::add(PluginRef who, std::shared_ptr<Callback> callback, const std::string& id, std::string table,
                       std::string params) {
-  int occurrence = 0;
-  for (auto& e : entries_)
-    if (e.who.name == who.name && !e.has_id) {
-      ++occurrence;
-      if (id.empty()) e.by_order = true;
-    }
-  std::string key = stable_key("callback", who.name, occurrence, id);
-  for (const auto& e : entries_)
-    if (e.key == key)
-      throw std::invalid_argument("[" + table + "] keeps its checkpoint state under '" + key + "', as [" + e.table + "] (" +
-                                  e.who.describe() + ") does; give one of them another id = \"…\"");
-  const bool by_order = id.empty() && occurrence > 0;
-  entries_.push_back({std::move(who), std::move(callback), std::move(key), std::move(table), std::move(params), by_order, !id.empty()});
+  std::vector<StateKey*> earlier;
+  for (auto& e : entries_) earlier.push_back(&e.state);
+  StateKey state = assign_state_key(earlier, "callback", who.name, who.describe(), id, std::move(table), std::move(params));
+  entries_.push_back({std::move(who), std::move(callback), std::move(state)});
 }
 
 void CallbackSet::stage_start(const StageInfo& stage, Model& model, Control& control) {
@@ -96,19 +87,19 @@ std::vector<StateRegistry::Registration> CallbackSet::register_state(StateRegist
   std::vector<StateRegistry::Registration> out;
   for (size_t i = 0; i < entries_.size(); ++i) {
     StateProvider p;
-    p.key = entries_[i].key;
+    p.key = entries_[i].state.key;
     p.version = 2;  // 1 (format 2): the state_dict alone
     p.phase = StatePhase::Run;
     p.owner = entries_[i].who.describe();
     p.save = [this, i](EntryWriter& w) {
       const Entry& e = entries_[i];
       Fields f;
-      f.strings["table_params"] = e.params;
+      f.strings["table_params"] = e.state.params;
       w.write(guarded(e.who, "state_dict", [&] { return e.callback->state_dict(); }), f);
     };
     p.load = [this, i](const EntryReader& r) {
       Entry& e = entries_[i];
-      if (e.by_order) check_same_table(r, e.params, e.table, e.who.name);
+      if (e.state.by_order) check_same_table(r, e.state.params, e.state.table, e.who.name);
       const StateDict state = r.tensors();
       guarded(e.who, "load_state_dict", [&] { e.callback->load_state_dict(state); });
     };

@@ -86,10 +86,7 @@ class CallbackSet {
   struct Entry {
     PluginRef who;
     std::shared_ptr<Callback> callback;
-    std::string key;
-    std::string table, params;
-    bool by_order = false;  ///< no id, and another table of its plugin has none either
-    bool has_id = false;
+    StateKey state;
   };
   std::vector<Entry> entries_;
 };

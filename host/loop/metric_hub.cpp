@@ -10,20 +10,11 @@ double unix_now() {
 
 void MetricHub::add(PluginRef who, std::shared_ptr<MetricSink> sink, const std::string& id, std::string table,
                     std::string params) {
-  int occurrence = 0;
-  for (auto& e : entries_)
-    if (e.who.name == who.name && !e.has_id) {
-      ++occurrence;
-      if (id.empty()) e.by_order = true;
-    }
-  std::string key = stable_key("metric_sink", who.name, occurrence, id);
-  for (const auto& e : entries_)
-    if (e.key == key)
-      throw std::invalid_argument("[" + table + "] keeps its checkpoint state under '" + key + "', as [" + e.table + "] (" +
-                                  e.who.describe() + ") does; give one of them another id = \"…\"");
+  std::vector<StateKey*> earlier;
+  for (auto& e : entries_) earlier.push_back(&e.state);
+  StateKey state = assign_state_key(earlier, "metric_sink", who.name, who.describe(), id, std::move(table), std::move(params));
   const int64_t interval = guarded(who, "step_interval", [&] { return sink->step_interval(); });
-  const bool by_order = id.empty() && occurrence > 0;
-  entries_.push_back({std::move(who), std::move(sink), std::move(key), interval, std::move(table), std::move(params), by_order, !id.empty()});
+  entries_.push_back({std::move(who), std::move(sink), std::move(state), interval});
 }
 
 void MetricHub::write(MetricRecord record) {
@@ -55,14 +46,14 @@ std::vector<StateRegistry::Registration> MetricHub::register_state(StateRegistry
   std::vector<StateRegistry::Registration> out;
   for (size_t i = 0; i < entries_.size(); ++i) {
     StateProvider p;
-    p.key = entries_[i].key;
+    p.key = entries_[i].state.key;
     p.version = 2;  // 1 (format 2): the state_dict alone
     p.phase = StatePhase::Run;
     p.owner = entries_[i].who.describe();
     p.save = [this, i](EntryWriter& w) {
       Entry& e = entries_[i];
       Fields f;
-      f.strings["table_params"] = e.params;
+      f.strings["table_params"] = e.state.params;
       if (!writing_) return w.write({}, f);
       guarded(e.who, "flush", [&] { e.sink->flush(); });
       w.write(guarded(e.who, "state_dict", [&] { return e.sink->state_dict(); }), f);
@@ -70,7 +61,7 @@ std::vector<StateRegistry::Registration> MetricHub::register_state(StateRegistry
     p.load = [this, i](const EntryReader& r) {
       if (!writing_) return;
       Entry& e = entries_[i];
-      if (e.by_order) check_same_table(r, e.params, e.table, e.who.name);
+      if (e.state.by_order) check_same_table(r, e.state.params, e.state.table, e.who.name);
       const StateDict state = r.tensors();
       guarded(e.who, "load_state_dict", [&] { e.sink->load_state_dict(state); });
     };

@@ -39,11 +39,8 @@ class MetricHub {
   struct Entry {
     PluginRef who;
     std::shared_ptr<MetricSink> sink;
-    std::string key;
+    StateKey state;
     int64_t interval = 0;
-    std::string table, params;
-    bool by_order = false;  ///< no id, and another table of its plugin has none either
-    bool has_id = false;
   };
   std::vector<Entry> entries_;
   bool writing_ = true;

@@ -185,4 +185,27 @@ std::vector<std::string> StateRegistry::keys() const {
   return out;
 }
 
+StateKey assign_state_key(const std::vector<StateKey*>& earlier, const std::string& kind, std::string plugin,
+                          std::string owner, const std::string& id, std::string table, std::string params) {
+  int occurrence = 0;
+  for (StateKey* e : earlier)
+    if (e->plugin == plugin && !e->has_id) {
+      ++occurrence;
+      if (id.empty()) e->by_order = true;
+    }
+  StateKey out;
+  out.key = stable_key(kind, plugin, occurrence, id);
+  for (const StateKey* e : earlier)
+    if (e->key == out.key)
+      throw std::invalid_argument("[" + table + "] keeps its checkpoint state under '" + out.key + "', as [" + e->table +
+                                  "] (" + e->owner + ") does; give one of them another id = \"…\"");
+  out.plugin = std::move(plugin);
+  out.owner = std::move(owner);
+  out.table = std::move(table);
+  out.params = std::move(params);
+  out.by_order = id.empty() && occurrence > 0;
+  out.has_id = !id.empty();
+  return out;
+}
+
 }  // namespace loom::host

@@ -147,6 +147,22 @@ class StateRegistry {
 /// an explicit id wins; otherwise "<kind>/<name>" for the first, "<kind>/<name>#<k+1>" after it.
 std::string stable_key(const std::string& kind, const std::string& name, int occurrence, const std::string& id);
 
+/// What a many-kind's dispatcher (callbacks, metric sinks) keeps per plugin to key its checkpoint state.
+struct StateKey {
+  std::string plugin;         ///< the plugin's name
+  std::string owner;          ///< "callback plugin 'ema' (libloom_callback_ema.so)", for messages
+  std::string key;            ///< stable_key()
+  std::string table, params;  ///< where it was configured ("callback[1]") and its parameters (params_text)
+  bool by_order = false;      ///< no id, and another table of its plugin has none either
+  bool has_id = false;
+};
+
+/// The StateKey of a plugin added after `earlier` (its kind's plugins so far, in file order), and the
+/// earlier ones of the same name marked by_order when neither has an id. Refuses a key another table
+/// already has (an explicit id equal to a name-derived key).
+StateKey assign_state_key(const std::vector<StateKey*>& earlier, const std::string& kind, std::string plugin,
+                          std::string owner, const std::string& id, std::string table, std::string params);
+
 /// A table's parameters as one line ("decay = 0.99, warmup = true"), recorded beside a plugin's state.
 std::string params_text(const Params& params);
 
