@@ -252,7 +252,7 @@ Header read_header(const fs::path& file) {
   try {
     in.emplace(file, io::kNoLimit, "npy file");
   } catch (const io::Error& e) {
-    fail(file, e.what());
+    fail(file, "cannot be opened for reading (" + std::string(e.what()) + ")");
   }
   const uint64_t file_size = in->size();
   // Read the prefix, then as much header as it announces (up to 4 GiB for 2.0; real headers are tiny).
