@@ -328,7 +328,8 @@ TEST(Callbacks, ControlSetsAndScalesTheLearningRate) {
   ASSERT_FALSE(scaled.empty());
   for (size_t i = 0; i < scaled.size(); ++i) {
     if (scaled[i].first <= 2)
-      EXPECT_NEAR(scaled[i].second, 0.5 * scheduled[i].second, 1e-12) << "step " << i + 1;
+      // the recording prints 9 significant digits
+      EXPECT_NEAR(scaled[i].second, 0.5 * scheduled[i].second, 1e-8 * scheduled[i].second) << "step " << i + 1;
     else
       EXPECT_EQ(scaled[i].second, 0.003) << "step " << i + 1;
   }

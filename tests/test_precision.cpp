@@ -422,7 +422,7 @@ TEST_F(PrecisionPlugins, Fp16WithoutLossScalingIsPlainAutocast) {
   EXPECT_TRUE(torch::equal(w.grad(), torch::tensor({3.0f, 4.0f})));
   EXPECT_FALSE(p->step(opt).skipped);
   EXPECT_TRUE(p->state_dict().empty());
-  EXPECT_EQ(p->epoch_metrics().at("loss_scale"), 1.0);
+  EXPECT_EQ(std::get<double>(p->epoch_metrics().at("loss_scale")), 1.0);
 }
 
 // A small MLP whose fp16 backward really overflows: a huge initial scale makes the scaled gradients
