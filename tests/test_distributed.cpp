@@ -271,7 +271,8 @@ nlohmann::json timeless(nlohmann::json record) {
 // bit, like the weights.
 TEST_F(Distributed, StoppedMidEpochAndResumedEqualsUninterruptedInEveryRecord) {
   Runs r;
-  const std::string sets = "--set loader.batch_size=16 --set run.epochs=4 --set dataset.samples=3000";
+  // Epochs long enough (~0.3 s) for a stop half an epoch after the first checkpoint to land inside one.
+  const std::string sets = "--set loader.batch_size=16 --set run.epochs=4 --set dataset.samples=40000";
   const auto full = r.ranks(2, "full", sets);
   ASSERT_EQ(full.exit_code, 0) << full.output;
   const fs::path expected = only_run_dir(r.dir / "full", "ddp");
@@ -291,7 +292,8 @@ TEST_F(Distributed, StoppedMidEpochAndResumedEqualsUninterruptedInEveryRecord) {
         {"/bin/sh", "-c", cmd}, [&] { return some_run_has(out / "ddp", "checkpoint.pt"); }, epoch / 2, &stopped,
         [&](pid_t) { run("pkill -TERM -f -- '^" LOOM_TEST_BIN " run .*run.output_dir=" + out.string() + " '"); });
     ASSERT_TRUE(stopped);
-    ASSERT_NE(code, 0) << "the stop request must end the run early (exit 130 from the ranks)";
+    if (code == 0) continue;  // the run finished before the stop arrived: try again
+    EXPECT_EQ(code, 143) << "SIGTERM ends the ranks with 143";
     const fs::path dir = only_run_dir(out, "ddp");
     ASSERT_FALSE(dir.empty());
     if (read_file(dir / "loom.log").find(", micro-batch ") != std::string::npos) part = dir;  // "stopped … at epoch E, micro-batch M"
